@@ -1,0 +1,99 @@
+"""The ``edml`` command: one entry point, a subcommand per part.
+
+Each part module registers its subcommands; its heavy imports (TensorFlow, faust) happen
+only inside the command that needs them, so ``edml --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import signal
+import sys
+import time
+from collections.abc import Callable, Sequence
+
+from edml.errors import EdmlError
+from edml.logs import configure
+
+__all__ = ["main"]
+
+# The parts that add subcommands, each with register(subparsers) in its cli module.
+PARTS: tuple[str, ...] = ()
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _stack(args: argparse.Namespace) -> int:
+    from edml.local import LocalStack, StackSettings
+
+    with LocalStack(StackSettings(storage=args.storage)) as stack:
+        for key, value in stack.env().items():
+            print(f"export {key}={value}")
+        print("# the local stack runs; Ctrl-C stops it", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            signal.pause()
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from edml.demo import run
+
+    return run(storage=args.storage)
+
+
+def _topics(args: argparse.Namespace) -> int:
+    from edml.kafka import ensure_topics, topic_specs
+    from edml.settings import KafkaSettings, TopicSettings
+
+    created = ensure_topics(KafkaSettings(), topic_specs(TopicSettings()))
+    print("created: " + (", ".join(created) or "none (all exist)"))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edml",
+        description="Event-driven ML on Kafka: train, publish and serve trip-duration models. "
+        "Settings come from EDML_* environment variables (see README).",
+    )
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
+    parser.add_argument("--log-json", action="store_true", help="log one JSON object per line")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="start the local stack and show edml working end to end")
+    demo.add_argument("--storage", choices=["file", "gcs"], default="file",
+                      help="object storage: a local directory (default) or the GCS emulator")
+    demo.set_defaults(handler=_demo)
+
+    stack = sub.add_parser("stack", help="run the local stack (broker + storage) until Ctrl-C")
+    stack.add_argument("--storage", choices=["file", "gcs"], default="file",
+                       help="object storage: a local directory (default) or the GCS emulator")
+    stack.set_defaults(handler=_stack)
+
+    topics = sub.add_parser("topics", help="create the edml topics that do not exist yet")
+    topics.set_defaults(handler=_topics)
+
+    for part in PARTS:
+        importlib.import_module(part).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure(args.log_level, args.log_json)
+    handler: Handler = args.handler
+    started = time.monotonic()
+    try:
+        return handler(args)
+    except EdmlError as exc:
+        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"interrupted after {time.monotonic() - started:.1f} s", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,268 @@
+"""Avro encoding of the contracts, framed so that every message says which schema wrote it.
+
+Two framings, both read whatever the writer was configured with:
+
+* Avro single-object encoding (the default): ``C3 01`` + the 8-byte little-endian
+  CRC-64-AVRO fingerprint of the writer schema's Parsing Canonical Form + the body.
+* Confluent wire format (when a schema registry is configured): ``00`` + the 4-byte
+  big-endian schema id + the body. Subjects follow the record-name strategy
+  (``edml.TripRequest``), since one schema may travel on several topics.
+
+A reader resolves the writer schema (by fingerprint from the schemas it knows, or by id from
+the registry) against its own, so a reader of an older schema reads a newer writer's message
+as long as the evolution rules in ``avro/README.md`` are kept.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, Protocol, TypeVar
+
+import fastavro
+from fastavro.schema import to_parsing_canonical_form
+
+from edml.contracts import Record
+from edml.errors import DecodeError, EncodeError
+from edml.settings import RegistrySettings
+
+__all__ = [
+    "Codec",
+    "SchemaRegistry",
+    "crc64_avro",
+    "load_history",
+    "load_schemas",
+]
+
+R = TypeVar("R", bound=Record)
+
+SINGLE_OBJECT_MAGIC = b"\xc3\x01"
+CONFLUENT_MAGIC = b"\x00"
+_SINGLE_OBJECT_HEADER = 10  # bytes: 2 magic + 8 fingerprint
+_CONFLUENT_HEADER = 5  # bytes: 1 magic + 4 schema id
+
+_CRC64_EMPTY = 0xC15D213AA4D7A795
+
+
+def _crc64_table() -> list[int]:
+    table = []
+    for i in range(256):
+        fp = i
+        for _ in range(8):
+            fp = (fp >> 1) ^ (_CRC64_EMPTY & -(fp & 1))
+        table.append(fp)
+    return table
+
+
+_CRC64_TABLE = _crc64_table()
+
+
+def crc64_avro(data: bytes) -> int:
+    """The Avro spec's 64-bit Rabin fingerprint (CRC-64-AVRO)."""
+    fp = _CRC64_EMPTY
+    for byte in data:
+        fp = (fp >> 8) ^ _CRC64_TABLE[(fp ^ byte) & 0xFF]
+    return fp
+
+
+def _fingerprint(schema: dict[str, Any]) -> bytes:
+    """The 8 fingerprint bytes of single-object encoding (little-endian CRC-64-AVRO)."""
+    return struct.pack("<Q", crc64_avro(to_parsing_canonical_form(schema).encode()))
+
+
+def _schema_json(schema: Any) -> str:
+    """The full schema as JSON, logical types and docs kept (unlike the canonical form)."""
+
+    def clean(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: clean(v) for k, v in node.items() if not k.startswith("__")}
+        if isinstance(node, list):
+            return [clean(v) for v in node]
+        return node
+
+    return json.dumps(clean(schema))
+
+
+class SchemaRegistry(Protocol):
+    """The two calls of a Confluent-compatible schema registry that the codec needs."""
+
+    def register(self, subject: str, schema: str) -> int: ...
+
+    def schema(self, schema_id: int) -> str: ...
+
+
+def load_schemas() -> dict[str, dict[str, Any]]:
+    """Every ``avro/*.avsc``, parsed by fastavro, by full name (``edml.TripRequest``)."""
+    named: dict[str, Any] = {}
+    parsed: dict[str, dict[str, Any]] = {}
+    for entry in sorted(resources.files("edml.schemas").iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".avsc"):
+            schema = fastavro.parse_schema(json.loads(entry.read_text()), named_schemas=named)
+            parsed[schema["name"]] = schema
+    return parsed
+
+
+def load_history() -> list[dict[str, Any]]:
+    """Earlier versions of the schemas (``avro/history/*.avsc``): known writers."""
+    history = resources.files("edml.schemas").joinpath("history")
+    if not history.is_dir():
+        return []
+    return [
+        fastavro.parse_schema(json.loads(entry.read_text()))
+        for entry in sorted(history.iterdir(), key=lambda e: e.name)
+        if entry.name.endswith(".avsc")
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class _Writer:
+    name: str
+    schema: dict[str, Any]
+    header: bytes
+
+
+class Codec:
+    """Encodes contract records and decodes framed messages back into them.
+
+    ``registry=None`` writes single-object encoding; with a registry, the Confluent framing.
+    """
+
+    def __init__(
+        self,
+        schemas: Mapping[str, dict[str, Any]] | None = None,
+        registry: SchemaRegistry | None = None,
+    ) -> None:
+        self._readers = dict(schemas if schemas is not None else load_schemas())
+        self._registry = registry
+        self._writers: dict[str, _Writer] = {}
+        self._by_fingerprint: dict[bytes, dict[str, Any]] = {}
+        self._by_id: dict[int, dict[str, Any]] = {}
+        for schema in self._readers.values():
+            self._by_fingerprint[_fingerprint(schema)] = schema
+        if schemas is None:
+            for old in load_history():
+                self.add_writer_schema(old)
+
+    @property
+    def schemas(self) -> Mapping[str, dict[str, Any]]:
+        return self._readers
+
+    @classmethod
+    def from_settings(cls, settings: RegistrySettings) -> Codec:
+        """Single-object encoding, or the Confluent framing when a registry URL is set."""
+        if settings.url is None:
+            return cls()
+        from edml.registry import HttpSchemaRegistry
+
+        password = settings.password.get_secret_value() if settings.password else None
+        return cls(registry=HttpSchemaRegistry(settings.url, settings.username, password))
+
+    def add_writer_schema(self, schema: dict[str, Any] | str) -> bytes:
+        """Make a writer schema known by fingerprint (for single-object messages) and return it.
+
+        Readers know their own schemas; a newer writer's schema reaches them through the
+        registry, or through this call where no registry is used.
+        """
+        parsed = fastavro.parse_schema(json.loads(schema) if isinstance(schema, str) else schema)
+        fingerprint = _fingerprint(parsed)
+        self._by_fingerprint[fingerprint] = parsed
+        return fingerprint
+
+    # -- encode ---------------------------------------------------------------------------
+
+    def _writer(self, name: str) -> _Writer:
+        writer = self._writers.get(name)
+        if writer is None:
+            try:
+                schema = self._readers[name]
+            except KeyError:
+                raise EncodeError(f"no schema named {name} in avro/") from None
+            if self._registry is None:
+                header = SINGLE_OBJECT_MAGIC + _fingerprint(schema)
+            else:
+                schema_id = self._registry.register(name, _schema_json(schema))
+                self._by_id[schema_id] = schema
+                header = CONFLUENT_MAGIC + struct.pack(">I", schema_id)
+            writer = self._writers[name] = _Writer(name, schema, header)
+        return writer
+
+    def encode_record(self, name: str, record: Mapping[str, Any]) -> bytes:
+        writer = self._writer(name)
+        buf = io.BytesIO()
+        buf.write(writer.header)
+        try:
+            fastavro.schemaless_writer(buf, writer.schema, record)
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
+            raise EncodeError(f"{name}: {exc}") from exc
+        return buf.getvalue()
+
+    def encode(self, record: Record) -> bytes:
+        return self.encode_record(record.SCHEMA, record.to_avro())
+
+    # -- decode ---------------------------------------------------------------------------
+
+    def _writer_schema(self, data: bytes) -> tuple[dict[str, Any], int]:
+        if data[:2] == SINGLE_OBJECT_MAGIC and len(data) >= _SINGLE_OBJECT_HEADER:
+            fingerprint = data[2:_SINGLE_OBJECT_HEADER]
+            schema = self._by_fingerprint.get(fingerprint)
+            if schema is None:
+                raise DecodeError(
+                    f"unknown writer schema (fingerprint {fingerprint[::-1].hex()}): a newer "
+                    "writer? Configure a schema registry or deploy the newer schema to readers"
+                )
+            return schema, _SINGLE_OBJECT_HEADER
+        if data[:1] == CONFLUENT_MAGIC and len(data) >= _CONFLUENT_HEADER:
+            (schema_id,) = struct.unpack(">I", data[1:_CONFLUENT_HEADER])
+            return self._registry_schema(schema_id), _CONFLUENT_HEADER
+        raise DecodeError(
+            f"not an edml Avro message: header {data[:_SINGLE_OBJECT_HEADER].hex() or 'empty'}"
+            " is neither single-object encoding (c301...) nor Confluent framing (00...)"
+        )
+
+    def _registry_schema(self, schema_id: int) -> dict[str, Any]:
+        schema = self._by_id.get(schema_id)
+        if schema is None:
+            if self._registry is None:
+                raise DecodeError(
+                    f"message framed for a schema registry (schema id {schema_id}) "
+                    "but no registry is configured"
+                )
+            try:
+                text = self._registry.schema(schema_id)
+            except Exception as exc:  # any registry failure makes this message undecodable
+                raise DecodeError(f"schema id {schema_id}: registry lookup failed: {exc}") from exc
+            schema = self._by_id[schema_id] = fastavro.parse_schema(json.loads(text))
+        return schema
+
+    def decode_record(self, data: bytes, name: str) -> dict[str, Any]:
+        """The record in ``data`` as ``name``'s reader schema sees it."""
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise DecodeError(f"expected bytes for {name}, got {type(data).__name__}")
+        try:
+            reader = self._readers[name]
+        except KeyError:
+            raise DecodeError(f"no schema named {name} in avro/") from None
+        writer, offset = self._writer_schema(bytes(data))
+        if writer["name"] != name:
+            raise DecodeError(f"expected a {name} message, got {writer['name']}")
+        buf = io.BytesIO(data)
+        buf.seek(offset)
+        try:
+            record = fastavro.schemaless_reader(
+                buf, writer, None if writer is reader else reader
+            )
+        except Exception as exc:  # fastavro raises many types on corrupt bodies
+            raise DecodeError(f"corrupt {name} body: {type(exc).__name__}: {exc}") from exc
+        if buf.tell() != len(data):
+            raise DecodeError(f"corrupt {name} body: {len(data) - buf.tell()} trailing bytes")
+        return record  # type: ignore[return-value]
+
+    def decode(self, data: bytes, cls: type[R]) -> R:
+        return cls.from_avro(self.decode_record(data, cls.SCHEMA))
+
+    def decode_many(self, messages: Iterable[bytes], cls: type[R]) -> list[R]:
+        return [self.decode(data, cls) for data in messages]

@@ -1,0 +1,153 @@
+"""The events that travel between the parts, mirroring ``avro/*.avsc`` field for field.
+
+A test checks that every dataclass here has exactly the fields of its schema. Timestamps are
+``datetime``: naive for New York wall-clock fields (``local-timestamp-millis``), UTC-aware for
+instants (``timestamp-millis``), as fastavro reads them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, ClassVar, Self
+
+__all__ = [
+    "DataWindow",
+    "DeadLetter",
+    "ModelKey",
+    "ModelMetadata",
+    "ModelSignature",
+    "Record",
+    "TensorSpec",
+    "TripCompleted",
+    "TripPrediction",
+    "TripRequest",
+]
+
+
+class Record:
+    """A flat event: its Avro record is its fields, as they are."""
+
+    SCHEMA: ClassVar[str]  # full Avro name, e.g. "edml.TripRequest"
+
+    def to_avro(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+
+    @classmethod
+    def from_avro(cls, record: dict[str, Any]) -> Self:
+        return cls(**record)
+
+
+@dataclass(frozen=True, slots=True)
+class TripRequest(Record):
+    SCHEMA: ClassVar[str] = "edml.TripRequest"
+
+    trip_id: str
+    pickup_datetime: datetime
+    pickup_zone_id: int
+    dropoff_zone_id: int
+    passenger_count: int
+    vendor_id: int | None = None
+    estimated_distance_miles: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TripPrediction(Record):
+    SCHEMA: ClassVar[str] = "edml.TripPrediction"
+
+    trip_id: str
+    predicted_duration_seconds: float
+    model_name: str
+    model_version: str
+    requested_at: datetime
+    predicted_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TripCompleted(Record):
+    SCHEMA: ClassVar[str] = "edml.TripCompleted"
+
+    trip_id: str
+    dropoff_datetime: datetime
+    duration_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class ModelKey(Record):
+    SCHEMA: ClassVar[str] = "edml.ModelKey"
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class TensorSpec:
+    name: str
+    dtype: str
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSignature:
+    name: str
+    inputs: tuple[TensorSpec, ...]
+    output: TensorSpec
+
+
+@dataclass(frozen=True, slots=True)
+class DataWindow:
+    start: date
+    end: date
+
+
+@dataclass(frozen=True, slots=True)
+class ModelMetadata(Record):
+    SCHEMA: ClassVar[str] = "edml.ModelMetadata"
+
+    name: str
+    version: str
+    storage_uri: str
+    checksum: str
+    signature: ModelSignature
+    metrics: dict[str, float]
+    data_window: DataWindow
+    created_at: datetime
+    git_commit: str | None = None
+    rollout_state: str | None = None
+
+    def to_avro(self) -> dict[str, Any]:
+        record = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        record["signature"] = dataclasses.asdict(self.signature)
+        record["data_window"] = dataclasses.asdict(self.data_window)
+        return record
+
+    @classmethod
+    def from_avro(cls, record: dict[str, Any]) -> Self:
+        sig = record["signature"]
+        return cls(
+            **{
+                **record,
+                "signature": ModelSignature(
+                    name=sig["name"],
+                    inputs=tuple(TensorSpec(**spec) for spec in sig["inputs"]),
+                    output=TensorSpec(**sig["output"]),
+                ),
+                "data_window": DataWindow(**record["data_window"]),
+            }
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter(Record):
+    SCHEMA: ClassVar[str] = "edml.DeadLetter"
+
+    key: bytes | None
+    value: bytes | None
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    stage: str
+    error_kind: str
+    error_message: str
+    failed_at: datetime
+    model_name: str | None = None
+    model_version: str | None = None

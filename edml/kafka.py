@@ -1,0 +1,169 @@
+"""Kafka clients configured from settings, in one place.
+
+Everything edml knows about talking to a broker lives here: security pass-through, the
+session and heartbeat that decide how long a group join takes (a broker holds a join for
+about half the session timeout), and producers that are safe to retry (idempotent, acks=all)
+since processing is at-least-once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from edml.errors import BrokerError
+from edml.settings import KafkaSettings, TopicSettings
+
+__all__ = [
+    "admin",
+    "client_config",
+    "consumer",
+    "ensure_topics",
+    "flush_or_raise",
+    "producer",
+    "read_partition",
+    "topic_specs",
+]
+
+
+def client_config(kafka: KafkaSettings) -> dict[str, Any]:
+    """Connection and security settings common to every client."""
+    config: dict[str, Any] = {
+        "bootstrap.servers": kafka.bootstrap,
+        "client.id": kafka.client_id,
+        "security.protocol": kafka.security_protocol,
+        # fail fast on a broker that does not exist instead of retrying forever
+        "socket.connection.setup.timeout.ms": int(kafka.request_timeout_s * 1000),
+        # a broker closing idle connections is normal; errors are still logged
+        "log.connection.close": False,
+    }
+    if kafka.sasl_mechanism is not None:
+        config["sasl.mechanism"] = kafka.sasl_mechanism
+    if kafka.sasl_username is not None:
+        config["sasl.username"] = kafka.sasl_username
+    if kafka.sasl_password is not None:
+        config["sasl.password"] = kafka.sasl_password.get_secret_value()
+    if kafka.ssl_ca_location is not None:
+        config["ssl.ca.location"] = kafka.ssl_ca_location
+    return config
+
+
+def producer(kafka: KafkaSettings, **overrides: Any) -> Producer:
+    """An idempotent producer with acks=all: a retried send never duplicates or reorders."""
+    config = client_config(kafka) | {
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 5,  # milliseconds; batches sends without adding visible latency
+        "delivery.timeout.ms": int(kafka.request_timeout_s * 1000),
+    }
+    return Producer(config | overrides)
+
+
+def consumer(kafka: KafkaSettings, group_id: str | None = None, **overrides: Any) -> Consumer:
+    """A consumer that commits only what the caller says is done (at-least-once).
+
+    Without ``group_id`` it is a group-less reader for ``assign()`` (a private group id is
+    still set, since librdkafka requires one, but never joined or committed).
+    """
+    config = client_config(kafka) | {
+        "group.id": group_id or f"edml-reader-{uuid.uuid4().hex}",
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "session.timeout.ms": kafka.session_timeout_ms,
+        "heartbeat.interval.ms": kafka.heartbeat_interval_ms,
+        "enable.partition.eof": True,
+    }
+    return Consumer(config | overrides)
+
+
+def admin(kafka: KafkaSettings) -> AdminClient:
+    return AdminClient(client_config(kafka))
+
+
+def topic_specs(topics: TopicSettings) -> list[NewTopic]:
+    """Every edml topic with its configuration.
+
+    The model topic has one partition, so its order is the order of publication, and is
+    compacted: the latest metadata per model name is the one that counts.
+    """
+    n, rf = topics.partitions, topics.replication_factor
+    return [
+        NewTopic(topics.records, n, rf),
+        NewTopic(topics.predictions, n, rf),
+        NewTopic(topics.actuals, n, rf),
+        NewTopic(topics.dead_letters, n, rf),
+        NewTopic(topics.models, 1, rf, config={"cleanup.policy": "compact"}),
+        NewTopic(topics.model_events, 1, rf),
+    ]
+
+
+def ensure_topics(kafka: KafkaSettings, specs: list[NewTopic]) -> list[str]:
+    """Create the topics that do not exist yet; return the names created."""
+    client = admin(kafka)  # keep a reference: a collected client cancels its futures
+    futures = client.create_topics(specs, request_timeout=kafka.request_timeout_s)
+    created = []
+    for name, future in futures.items():
+        try:
+            future.result(timeout=kafka.request_timeout_s)
+            created.append(name)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise BrokerError(f"cannot create topic {name}: {exc.args[0].str()}") from exc
+        except TimeoutError as exc:  # concurrent.futures timeout
+            raise BrokerError(
+                f"cannot create topic {name} at {kafka.bootstrap}: no answer in "
+                f"{kafka.request_timeout_s} s"
+            ) from exc
+    return created
+
+
+def flush_or_raise(prod: Producer, timeout_s: float) -> None:
+    """Wait until every produced message is delivered, or raise BrokerError."""
+    remaining = prod.flush(timeout_s)
+    if remaining:
+        raise BrokerError(f"{remaining} message(s) not delivered within {timeout_s} s")
+
+
+def read_partition(
+    kafka: KafkaSettings, topic: str, partition: int = 0, timeout_s: float | None = None
+) -> Iterator[Message]:
+    """Every message of one partition from the beginning to the end the broker reports.
+
+    Group-less (assign, not subscribe), so it never joins a group or commits. The end is
+    the partition-EOF signal, which rests on the high watermark of fetch responses: the
+    local broker's ListOffsets answer is wrong, its fetch watermark is right.
+    """
+    timeout_s = kafka.request_timeout_s if timeout_s is None else timeout_s
+    reader = consumer(kafka)
+    try:
+        reader.assign([TopicPartition(topic, partition, OFFSET_BEGINNING)])
+        while True:
+            msg = reader.poll(timeout_s)
+            if msg is None:
+                raise BrokerError(
+                    f"no answer from {kafka.bootstrap} reading {topic}[{partition}] "
+                    f"within {timeout_s} s"
+                )
+            err = msg.error()
+            if err is None:
+                yield msg
+            elif err.code() == KafkaError._PARTITION_EOF:
+                return
+            elif err.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+                raise BrokerError(f"topic {topic} does not exist at {kafka.bootstrap}")
+            elif err.fatal() or not err.retriable():
+                raise BrokerError(f"reading {topic}[{partition}]: {err.str()}")
+    finally:
+        reader.close()

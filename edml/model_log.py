@@ -1,0 +1,58 @@
+"""The model topic as a log: every published version in order, and the latest per name.
+
+Compaction keeps only the latest value per key eventually, never at once, and the local
+broker does not compact at all, so every reader applies "latest per key wins" itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from edml.codec import Codec
+from edml.contracts import ModelKey, ModelMetadata
+from edml.errors import DecodeError
+from edml.kafka import read_partition
+from edml.logs import event, get_logger
+from edml.settings import KafkaSettings
+
+__all__ = ["ModelEntry", "latest_per_name", "read_model_log"]
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelEntry:
+    offset: int
+    metadata: ModelMetadata
+
+
+def read_model_log(kafka: KafkaSettings, topic: str, codec: Codec) -> list[ModelEntry]:
+    """Every readable model event of the topic, oldest first.
+
+    An event that does not decode is logged and skipped: one bad event must not hide the
+    model every instance should serve.
+    """
+    entries = []
+    for msg in read_partition(kafka, topic):
+        value = msg.value()
+        if value is None:  # a tombstone: the name was withdrawn
+            continue
+        try:
+            codec.decode(msg.key() or b"", ModelKey)
+            metadata = codec.decode(value, ModelMetadata)
+        except DecodeError as exc:
+            event(log, "model_event.undecodable", logging.WARNING, topic=topic,
+                  offset=msg.offset(), error=str(exc))
+            continue
+        entries.append(ModelEntry(msg.offset(), metadata))
+    return entries
+
+
+def latest_per_name(entries: Iterable[ModelEntry]) -> dict[str, ModelEntry]:
+    """Latest wins: the last event of each model name, in topic order."""
+    latest: dict[str, ModelEntry] = {}
+    for entry in entries:
+        latest[entry.metadata.name] = entry
+    return latest

@@ -1,0 +1,54 @@
+"""One plausible event of each contract, for smoke tests of a deployment and the demo."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from edml.contracts import (
+    DataWindow,
+    DeadLetter,
+    ModelKey,
+    ModelMetadata,
+    ModelSignature,
+    Record,
+    TensorSpec,
+    TripCompleted,
+    TripPrediction,
+    TripRequest,
+)
+
+__all__ = ["sample_events"]
+
+
+def sample_events(now: datetime | None = None) -> list[tuple[Record, bytes | Record]]:
+    """(value, key) pairs: keys are UTF-8 ids, or a record (ModelKey) on the model topic."""
+    now = (now or datetime.now(UTC)).replace(microsecond=0)
+    pickup = datetime(2019, 10, 14, 8, 30)  # New York wall clock
+    metadata = ModelMetadata(
+        name="trip-duration",
+        version="0.1.0-20261122000000-abc1234",
+        storage_uri="file:///tmp/edml/models/trip-duration/0.1.0-20261122000000-abc1234/",
+        checksum="sha256:" + "0" * 64,
+        signature=ModelSignature(
+            name="serving_default",
+            inputs=(
+                TensorSpec("pickup_datetime", "int64"),
+                TensorSpec("pickup_zone_id", "int64"),
+                TensorSpec("dropoff_zone_id", "int64"),
+                TensorSpec("passenger_count", "int64"),
+            ),
+            output=TensorSpec("duration_seconds", "float32"),
+        ),
+        metrics={"mae_minutes": 3.6},
+        data_window=DataWindow(date(2018, 1, 1), date(2019, 10, 31)),
+        created_at=now,
+        git_commit="abc1234",
+    )
+    return [
+        (TripRequest("trip-1", pickup, 161, 236, 1, vendor_id=2), b"trip-1"),
+        (TripPrediction("trip-1", 720.0, "trip-duration", metadata.version, now, now), b"trip-1"),
+        (TripCompleted("trip-1", datetime(2019, 10, 14, 8, 43), 780.0), b"trip-1"),
+        (metadata, ModelKey("trip-duration")),
+        (DeadLetter(b"trip-2", b"\x00garbage", "edml.trip-requests", 0, 42, "decode",
+                    "DecodeError", "not an edml Avro message", now), b"trip-2"),
+    ]

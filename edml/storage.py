@@ -1,0 +1,162 @@
+"""Object storage for model artifacts: a local directory (``file://``) or Google Cloud Storage
+(``gs://``), behind one small interface. Library errors become ``StorageError`` here."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import urllib.parse
+from pathlib import Path
+from typing import Any, Protocol
+
+from edml.errors import ArtifactError, ConfigError, StorageError
+from edml.settings import StorageSettings
+
+__all__ = ["ArtifactStore", "FileStore", "GcsStore", "open_store"]
+
+
+class ArtifactStore(Protocol):
+    def exists(self, uri: str) -> bool:
+        """Whether any file is stored under the folder ``uri``."""
+        ...
+
+    def upload_dir(self, local: Path, uri: str) -> None:
+        """Store every file of ``local`` under ``uri``; refuse if ``uri`` holds anything."""
+        ...
+
+    def download_dir(self, uri: str, local: Path) -> None:
+        """Copy every file under ``uri`` into ``local`` (created, must not exist)."""
+        ...
+
+
+def _file_path(uri: str) -> Path:
+    parsed = urllib.parse.urlparse(uri)
+    if parsed.netloc not in ("", "localhost", "."):
+        raise ConfigError(f"{uri}: a file:// URI names a local path (file:///abs or file://./rel)")
+    # file://./rel is relative to the working directory, for the embedded default
+    return Path(("." if parsed.netloc == "." else "") + urllib.parse.unquote(parsed.path))
+
+
+class FileStore:
+    """Artifacts in a local directory; an upload appears whole or not at all (rename)."""
+
+    def exists(self, uri: str) -> bool:
+        path = _file_path(uri)
+        return path.is_dir() and any(path.iterdir())
+
+    def upload_dir(self, local: Path, uri: str) -> None:
+        target = _file_path(uri)
+        if self.exists(uri):
+            raise ArtifactError(f"{uri} exists already: versions are immutable")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=".upload-", dir=target.parent))
+            shutil.copytree(local, staging, dirs_exist_ok=True)
+            staging.rename(target)
+        except OSError as exc:
+            raise StorageError(f"cannot store {local} at {uri}: {exc}") from exc
+
+    def download_dir(self, uri: str, local: Path) -> None:
+        source = _file_path(uri)
+        if not self.exists(uri):
+            raise ArtifactError(f"no artifact at {uri}")
+        try:
+            shutil.copytree(source, local)
+        except OSError as exc:
+            raise StorageError(f"cannot copy {uri} to {local}: {exc}") from exc
+
+
+def _gcs_location(uri: str) -> tuple[str, str]:
+    parsed = urllib.parse.urlparse(uri)
+    if parsed.scheme != "gs" or not parsed.netloc:
+        raise ConfigError(f"{uri} is not a gs://BUCKET/PATH URI")
+    return parsed.netloc, parsed.path.strip("/") + "/"
+
+
+class GcsStore:
+    """Artifacts in a GCS bucket through google-cloud-storage.
+
+    Uploads carry a crc32c that the service verifies, and the precondition
+    ``if_generation_match=0`` so that no object is ever overwritten; downloads are checked
+    against the stored crc32c by the client.
+    """
+
+    def __init__(self, settings: StorageSettings) -> None:
+        from google.api_core import exceptions, retry
+        from google.cloud import storage
+
+        self._errors = exceptions
+        self._timeout = settings.timeout_s
+        # transient errors retried with backoff, for at most the timeout in all
+        self._retry = retry.Retry(
+            predicate=retry.if_transient_error, initial=0.2, maximum=2.0,
+            timeout=settings.timeout_s,
+        )
+        kwargs: dict[str, Any] = {"project": settings.project or "edml"}
+        if settings.endpoint:
+            from google.auth.credentials import AnonymousCredentials
+
+            kwargs |= {"credentials": AnonymousCredentials(),
+                       "client_options": {"api_endpoint": settings.endpoint}}
+        try:
+            self._client = storage.Client(**kwargs)
+        except Exception as exc:  # google.auth: no credentials found, and the like
+            raise StorageError(f"cannot create a GCS client: {exc}") from exc
+
+    def _translate(self, exc: Exception, what: str) -> StorageError:
+        if isinstance(exc, self._errors.PreconditionFailed):
+            return ArtifactError(f"{what}: exists already: versions are immutable")
+        if isinstance(exc, self._errors.NotFound):
+            return ArtifactError(f"{what}: not found ({exc})")
+        return StorageError(f"{what}: {type(exc).__name__}: {exc}")
+
+    def _names(self, uri: str) -> tuple[Any, str, list[str]]:
+        bucket_name, prefix = _gcs_location(uri)
+        bucket = self._client.bucket(bucket_name)
+        try:
+            blobs = self._client.list_blobs(bucket, prefix=prefix, timeout=self._timeout,
+                                            retry=self._retry)
+            return bucket, prefix, [blob.name for blob in blobs]
+        except Exception as exc:  # transport and API errors alike: storage unusable
+            raise self._translate(exc, f"listing {uri}") from exc
+
+    def exists(self, uri: str) -> bool:
+        return bool(self._names(uri)[2])
+
+    def upload_dir(self, local: Path, uri: str) -> None:
+        bucket, prefix, existing = self._names(uri)
+        if existing:
+            raise ArtifactError(f"{uri} exists already: versions are immutable")
+        for path in sorted(p for p in local.rglob("*") if p.is_file()):
+            blob = bucket.blob(prefix + path.relative_to(local).as_posix())
+            try:
+                blob.upload_from_filename(
+                    str(path), if_generation_match=0, checksum="crc32c",
+                    timeout=self._timeout, retry=self._retry,
+                )
+            except Exception as exc:  # transport, API and checksum errors
+                raise self._translate(exc, f"uploading {path} to {uri}") from exc
+
+    def download_dir(self, uri: str, local: Path) -> None:
+        bucket, prefix, names = self._names(uri)
+        if not names:
+            raise ArtifactError(f"no artifact at {uri}")
+        for name in names:
+            target = local / name[len(prefix):]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                bucket.blob(name).download_to_filename(
+                    str(target), checksum="crc32c", timeout=self._timeout, retry=self._retry
+                )
+            except Exception as exc:  # transport, API and checksum errors
+                raise self._translate(exc, f"downloading {uri}{name[len(prefix):]}") from exc
+
+
+def open_store(settings: StorageSettings, uri: str | None = None) -> ArtifactStore:
+    """The store for ``uri`` (default: the settings' storage URI), chosen by its scheme."""
+    scheme = urllib.parse.urlparse(uri or settings.uri).scheme
+    if scheme == "file":
+        return FileStore()
+    if scheme == "gs":
+        return GcsStore(settings)
+    raise ConfigError(f"unsupported storage URI {uri or settings.uri}: use file:// or gs://")

@@ -1,0 +1,75 @@
+"""Fixtures shared by every tier.
+
+One real local stack (Tansu broker + GCS emulator) per test session, started on first use;
+every test that uses it gets its own uuid-named topics, so tests never see each other's data.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from edml.kafka import ensure_topics, topic_specs
+from edml.local import LocalStack, StackSettings
+from edml.settings import KafkaSettings, StorageSettings, TopicSettings
+from tests.leaks import children_of
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nyc-taxi"
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's shell must never change a result."""
+    for name in list(os.environ):
+        if name.startswith("EDML_") or name == "STORAGE_EMULATOR_HOST":
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_process_left_behind() -> Iterator[None]:
+    """Fails the session if any process a test started is still alive at the end."""
+    before = set(children_of(os.getpid()))
+    yield
+    left = set(children_of(os.getpid())) - before
+    assert not left, f"processes left behind by the tests: {sorted(left)}"
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[LocalStack]:
+    # Read here, before the autouse fixture clears it: EDML_KAFKA_BOOTSTRAP points the
+    # tests at an external cluster; otherwise the stack starts Tansu.
+    settings = StackSettings(storage="gcs", bucket="edml-test")
+    with LocalStack(settings) as running:
+        yield running
+
+
+@pytest.fixture
+def kafka(stack: LocalStack) -> KafkaSettings:
+    return stack.kafka_settings()
+
+
+@pytest.fixture
+def topics(kafka: KafkaSettings) -> TopicSettings:
+    """Topics of this test alone, created on the session's broker."""
+    suffix = uuid.uuid4().hex[:10]
+    names = TopicSettings(
+        records=f"records-{suffix}", predictions=f"predictions-{suffix}",
+        actuals=f"actuals-{suffix}", dead_letters=f"dead-letters-{suffix}",
+        models=f"models-{suffix}", model_events=f"model-events-{suffix}", partitions=2,
+    )
+    ensure_topics(kafka, topic_specs(names))
+    return names
+
+
+@pytest.fixture
+def gcs(stack: LocalStack) -> StorageSettings:
+    """Storage settings for a fresh folder of this test in the emulator's bucket."""
+    assert stack.storage_endpoint is not None
+    return StorageSettings(
+        uri=f"{stack.storage_uri}/{uuid.uuid4().hex[:10]}", endpoint=stack.storage_endpoint,
+        timeout_s=10.0,
+    )

@@ -1,0 +1,140 @@
+"""The Avro contracts and their framing, without a broker."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import struct
+from datetime import datetime
+from importlib import resources
+from typing import Any
+
+import fastavro
+import pytest
+from fastavro.schema import fingerprint, to_parsing_canonical_form
+
+from edml import contracts
+from edml.codec import Codec, load_schemas
+from edml.contracts import ModelMetadata, TripRequest
+from edml.errors import DecodeError, EncodeError
+from edml.samples import sample_events
+
+REQUEST = TripRequest("trip-9", datetime(2019, 10, 1, 17, 5), 132, 48, 2)
+
+
+def test_every_avsc_file_parses_with_fastavro() -> None:
+    files = [e for e in resources.files("edml.schemas").iterdir() if e.name.endswith(".avsc")]
+    assert len(files) == 6
+    for entry in files:
+        fastavro.parse_schema(json.loads(entry.read_text()))
+
+
+@pytest.mark.parametrize("cls", [contracts.TripRequest, contracts.TripPrediction,
+                                 contracts.TripCompleted, contracts.ModelKey,
+                                 contracts.ModelMetadata, contracts.DeadLetter])
+def test_each_dataclass_has_exactly_the_fields_of_its_schema(cls: type[Any]) -> None:
+    schema = load_schemas()[cls.SCHEMA]
+    assert {f["name"] for f in schema["fields"]} == {f.name for f in dataclasses.fields(cls)}
+
+
+@pytest.mark.parametrize(("value", "key"), sample_events(), ids=lambda v: type(v).__name__)
+def test_each_contract_round_trips_through_the_codec(value: Any, key: Any) -> None:
+    codec = Codec()
+    assert codec.decode(codec.encode(value), type(value)) == value
+
+
+def test_single_object_header_is_magic_then_the_spec_fingerprint() -> None:
+    data = Codec().encode(REQUEST)
+    schema = load_schemas()["edml.TripRequest"]
+    expected = fingerprint(to_parsing_canonical_form(schema), "CRC-64-AVRO")
+    assert data[:2] == b"\xc3\x01"
+    assert data[2:10].hex() == expected  # fastavro's independent CRC-64-AVRO
+
+
+@pytest.mark.parametrize(
+    ("mangle", "reason"),
+    [
+        (lambda d: b"", "neither single-object"),
+        (lambda d: b"{\"trip_id\": 1}", "neither single-object"),
+        (lambda d: d[:2] + b"\xff" * 8 + d[10:], "unknown writer schema"),
+        (lambda d: d[:12], "corrupt edml.TripRequest body"),
+        (lambda d: d + b"\x00", "trailing bytes"),
+        (lambda d: b"\x00\x00\x00\x00\x07" + d[10:], "no registry is configured"),
+    ],
+    ids=["empty", "json", "unknown-fingerprint", "truncated", "trailing", "registry-framed"],
+)
+def test_a_corrupt_message_raises_decode_error(mangle: Any, reason: str) -> None:
+    codec = Codec()
+    with pytest.raises(DecodeError, match=reason):
+        codec.decode(mangle(codec.encode(REQUEST)), TripRequest)
+
+
+def test_a_message_of_another_schema_is_refused() -> None:
+    codec = Codec()
+    metadata = next(v for v, _ in sample_events() if isinstance(v, ModelMetadata))
+    with pytest.raises(DecodeError, match=r"expected a edml\.TripRequest message, got "
+                                          r"edml\.ModelMetadata"):
+        codec.decode(codec.encode(metadata), TripRequest)
+
+
+def test_a_value_that_does_not_fit_raises_encode_error() -> None:
+    with pytest.raises(EncodeError, match=r"edml\.TripRequest"):
+        Codec().encode(dataclasses.replace(REQUEST, pickup_zone_id="JFK"))  # type: ignore[arg-type]
+
+
+def _request_v2() -> dict[str, Any]:
+    """TripRequest as a later release might write it: one optional field added."""
+    schema = copy.deepcopy(json.loads(
+        resources.files("edml.schemas").joinpath("TripRequest.avsc").read_text()))
+    schema["fields"].append({"name": "wheelchair", "type": ["null", "boolean"],
+                             "default": None})
+    return schema
+
+
+def test_an_old_reader_reads_a_new_writers_message() -> None:
+    new_writer = Codec({"edml.TripRequest": fastavro.parse_schema(_request_v2())})
+    data = new_writer.encode_record(
+        "edml.TripRequest", {**REQUEST.to_avro(), "wheelchair": True})
+    old_reader = Codec()
+    old_reader.add_writer_schema(_request_v2())  # what a registry lookup gives a reader
+    assert old_reader.decode(data, TripRequest) == REQUEST
+
+
+def test_a_new_reader_reads_an_old_writers_message_with_the_default() -> None:
+    data = Codec().encode(REQUEST)
+    new_reader = Codec({"edml.TripRequest": fastavro.parse_schema(_request_v2())})
+    new_reader.add_writer_schema(load_schemas()["edml.TripRequest"])
+    assert new_reader.decode_record(data, "edml.TripRequest")["wheelchair"] is None
+
+
+class MemoryRegistry:
+    """A registry in memory, with the two calls the codec uses."""
+
+    def __init__(self) -> None:
+        self.schemas: list[str] = []
+
+    def register(self, subject: str, schema: str) -> int:
+        if schema not in self.schemas:
+            self.schemas.append(schema)
+        return self.schemas.index(schema) + 1
+
+    def schema(self, schema_id: int) -> str:
+        return self.schemas[schema_id - 1]
+
+
+def test_with_a_registry_messages_use_the_confluent_framing() -> None:
+    registry = MemoryRegistry()
+    data = Codec(registry=registry).encode(REQUEST)
+    assert data[:1] == b"\x00"
+    (schema_id,) = struct.unpack(">I", data[1:5])
+    assert json.loads(registry.schema(schema_id))["name"] == "edml.TripRequest"
+    assert Codec(registry=registry).decode(data, TripRequest) == REQUEST
+
+
+def test_through_a_registry_an_old_reader_reads_a_new_writer_unaided() -> None:
+    registry = MemoryRegistry()
+    new_writer = Codec({"edml.TripRequest": fastavro.parse_schema(_request_v2())}, registry)
+    data = new_writer.encode_record("edml.TripRequest", {**REQUEST.to_avro(),
+                                                         "wheelchair": False})
+    assert Codec(registry=registry).decode(data, TripRequest) == REQUEST

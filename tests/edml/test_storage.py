@@ -1,0 +1,65 @@
+"""Artifact storage: a local directory and the real GCS emulator."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from edml.artifacts import checksum_of
+from edml.errors import ArtifactError, ConfigError, StorageError
+from edml.local.processes import free_port
+from edml.settings import StorageSettings
+from edml.storage import ArtifactStore, FileStore, open_store
+
+
+def _model_dir(root: Path) -> Path:
+    (root / "variables").mkdir(parents=True)
+    (root / "saved_model.pb").write_bytes(b"graph" * 1000)
+    (root / "variables" / "variables.data-00000-of-00001").write_bytes(bytes(range(256)) * 64)
+    return root
+
+
+def _round_trip(store: ArtifactStore, uri: str, tmp_path: Path) -> None:
+    model = _model_dir(tmp_path / "model")
+    assert not store.exists(uri)
+    store.upload_dir(model, uri)
+    assert store.exists(uri)
+    store.download_dir(uri, tmp_path / "back")
+    assert checksum_of(tmp_path / "back") == checksum_of(model)
+    with pytest.raises(ArtifactError, match="exists already"):
+        store.upload_dir(model, uri)
+
+
+def test_file_store_round_trips_and_never_overwrites(tmp_path: Path) -> None:
+    _round_trip(FileStore(), (tmp_path / "store" / "m" / "1").as_uri() + "/", tmp_path)
+
+
+@pytest.mark.gcs
+def test_gcs_store_round_trips_and_never_overwrites(gcs: StorageSettings, tmp_path: Path) -> None:
+    _round_trip(open_store(gcs), f"{gcs.uri}/m/1/", tmp_path)
+
+
+@pytest.mark.gcs
+def test_downloading_a_missing_artifact_is_an_artifact_error(
+    gcs: StorageSettings, tmp_path: Path
+) -> None:
+    with pytest.raises(ArtifactError, match="no artifact"):
+        open_store(gcs).download_dir(f"{gcs.uri}/nothing/here/", tmp_path / "x")
+    with pytest.raises(ArtifactError, match="no artifact"):
+        FileStore().download_dir((tmp_path / "none").as_uri(), tmp_path / "y")
+
+
+def test_unreachable_gcs_fails_with_storage_error_in_bounded_time(tmp_path: Path) -> None:
+    settings = StorageSettings(uri="gs://bucket/models", endpoint=f"http://127.0.0.1:{free_port()}",
+                               timeout_s=2.0)
+    started = time.monotonic()
+    with pytest.raises(StorageError, match="listing gs://bucket/models/m/1/"):
+        open_store(settings).upload_dir(_model_dir(tmp_path / "m"), "gs://bucket/models/m/1/")
+    assert time.monotonic() - started < 30  # a bound on hanging, not a speed claim
+
+
+def test_an_unknown_scheme_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="use file:// or gs://"):
+        open_store(StorageSettings(uri="s3://bucket/models"))
