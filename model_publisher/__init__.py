@@ -1,0 +1,1 @@
+"""Uploads, verifies and announces model versions (``edml publish``, ``edml models``)."""

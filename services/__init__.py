@@ -1,0 +1,1 @@
+"""The faust stream processor that scores trip requests (``edml serve``)."""
