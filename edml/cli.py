@@ -20,7 +20,7 @@ from edml.logs import configure
 __all__ = ["main"]
 
 # The parts that add subcommands, each with register(subparsers) in its cli module.
-PARTS: tuple[str, ...] = ()
+PARTS: tuple[str, ...] = ("trainer.cli",)
 
 Handler = Callable[[argparse.Namespace], int]
 

@@ -8,6 +8,7 @@ since processing is at-least-once.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -38,6 +39,9 @@ __all__ = [
 ]
 
 
+_LIBRDKAFKA_LOG = logging.getLogger("librdkafka")
+
+
 def client_config(kafka: KafkaSettings) -> dict[str, Any]:
     """Connection and security settings common to every client."""
     config: dict[str, Any] = {
@@ -46,8 +50,10 @@ def client_config(kafka: KafkaSettings) -> dict[str, Any]:
         "security.protocol": kafka.security_protocol,
         # fail fast on a broker that does not exist instead of retrying forever
         "socket.connection.setup.timeout.ms": int(kafka.request_timeout_s * 1000),
-        # a broker closing idle connections is normal; errors are still logged
+        # a broker closing idle connections is normal; errors are still logged, through
+        # Python logging like everything else
         "log.connection.close": False,
+        "logger": _LIBRDKAFKA_LOG,
     }
     if kafka.sasl_mechanism is not None:
         config["sasl.mechanism"] = kafka.sasl_mechanism

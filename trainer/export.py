@@ -1,0 +1,48 @@
+"""The SavedModel that every other part serves: one named signature, request fields in,
+seconds out, plus ``edml_model.json`` describing how it was made."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from trainer.model import INPUTS, duration_seconds
+
+__all__ = ["METADATA_FILE", "OUTPUT", "SIGNATURE", "export_saved_model", "predict_seconds"]
+
+SIGNATURE = "serving_default"
+OUTPUT = "duration_seconds"
+METADATA_FILE = "edml_model.json"
+
+
+def predict_seconds(model: keras.Model, inputs: dict[str, np.ndarray],
+                    batch_size: int = 8192) -> np.ndarray:
+    """The in-memory model's served output, for evaluation and the export parity check."""
+    log_seconds = model.predict({k: inputs[k] for k in INPUTS}, batch_size=batch_size, verbose=0)
+    return duration_seconds(tf.constant(log_seconds)).numpy()
+
+
+def export_saved_model(model: keras.Model, directory: Path, metadata: dict[str, Any]) -> None:
+    """Write the SavedModel with the ``serving_default`` signature and its metadata file."""
+
+    def serve(pickup_datetime: tf.Tensor, pickup_zone_id: tf.Tensor, dropoff_zone_id: tf.Tensor,
+              passenger_count: tf.Tensor) -> dict[str, tf.Tensor]:
+        log_seconds = model({"pickup_datetime": pickup_datetime,
+                             "pickup_zone_id": pickup_zone_id,
+                             "dropoff_zone_id": dropoff_zone_id,
+                             "passenger_count": passenger_count}, training=False)
+        return {OUTPUT: tf.cast(duration_seconds(log_seconds), tf.float32)}
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(
+        name=SIGNATURE, fn=serve,
+        input_signature=[tf.TensorSpec([None], tf.int64, name=name) for name in INPUTS],
+    )
+    archive.write_out(str(directory), verbose=False)
+    (directory / METADATA_FILE).write_text(json.dumps(metadata, indent=2, default=str) + "\n")
