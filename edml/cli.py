@@ -13,6 +13,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from edml.errors import EdmlError
 from edml.logs import configure
@@ -20,18 +21,28 @@ from edml.logs import configure
 __all__ = ["main"]
 
 # The parts that add subcommands, each with register(subparsers) in its cli module.
-PARTS: tuple[str, ...] = ("trainer.cli",)
+PARTS: tuple[str, ...] = ("trainer.cli", "model_publisher.cli")
 
 Handler = Callable[[argparse.Namespace], int]
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _stack(args: argparse.Namespace) -> int:
     from edml.local import LocalStack, StackSettings
 
+    signal.signal(signal.SIGTERM, _interrupt)  # stop as cleanly as on Ctrl-C
+
     with LocalStack(StackSettings(storage=args.storage)) as stack:
-        for key, value in stack.env().items():
-            print(f"export {key}={value}")
-        print("# the local stack runs; Ctrl-C stops it", flush=True)
+        exports = "".join(f"export {key}={value}\n" for key, value in stack.env().items())
+        print(exports + "# the local stack runs; Ctrl-C stops it", flush=True)
+        if args.env_file is not None:
+            # written whole, then renamed: a script that waits for the file never reads half
+            partial = args.env_file.with_name(args.env_file.name + ".part")
+            partial.write_text(exports)
+            partial.rename(args.env_file)
         with contextlib.suppress(KeyboardInterrupt):
             signal.pause()
     return 0
@@ -70,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     stack = sub.add_parser("stack", help="run the local stack (broker + storage) until Ctrl-C")
     stack.add_argument("--storage", choices=["file", "gcs"], default="file",
                        help="object storage: a local directory (default) or the GCS emulator")
+    stack.add_argument("--env-file", type=Path,
+                       help="also write the EDML_* exports to this file once the stack is ready")
     stack.set_defaults(handler=_stack)
 
     topics = sub.add_parser("topics", help="create the edml topics that do not exist yet")

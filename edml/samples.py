@@ -17,7 +17,7 @@ from edml.contracts import (
     TripRequest,
 )
 
-__all__ = ["sample_events"]
+__all__ = ["sample_events", "smoke_requests"]
 
 
 def sample_events(now: datetime | None = None) -> list[tuple[Record, bytes | Record]]:
@@ -51,4 +51,15 @@ def sample_events(now: datetime | None = None) -> list[tuple[Record, bytes | Rec
         (metadata, ModelKey("trip-duration")),
         (DeadLetter(b"trip-2", b"\x00garbage", "edml.trip-requests", 0, 42, "decode",
                     "DecodeError", "not an edml Avro message", now), b"trip-2"),
+    ]
+
+
+def smoke_requests() -> list[TripRequest]:
+    """A few everyday New York trips, to prove that a model answers plausibly."""
+    return [
+        TripRequest("smoke-1", datetime(2019, 10, 14, 8, 30), 161, 236, 1),  # Midtown -> UES
+        TripRequest("smoke-2", datetime(2019, 10, 16, 17, 45), 132, 230, 2),  # JFK -> Times Sq
+        TripRequest("smoke-3", datetime(2019, 10, 19, 23, 10), 79, 148, 1),  # E Village -> LES
+        TripRequest("smoke-4", datetime(2019, 10, 20, 6, 5), 138, 162, 1),  # LaGuardia -> Midtown
+        TripRequest("smoke-5", datetime(2019, 10, 17, 13, 0), 237, 237, 3),  # within UES
     ]

@@ -28,6 +28,10 @@ class ArtifactStore(Protocol):
         """Copy every file under ``uri`` into ``local`` (created, must not exist)."""
         ...
 
+    def delete_dir(self, uri: str) -> None:
+        """Remove every file under ``uri``: only to undo an upload that was never announced."""
+        ...
+
 
 def _file_path(uri: str) -> Path:
     parsed = urllib.parse.urlparse(uri)
@@ -64,6 +68,14 @@ class FileStore:
             shutil.copytree(source, local)
         except OSError as exc:
             raise StorageError(f"cannot copy {uri} to {local}: {exc}") from exc
+
+    def delete_dir(self, uri: str) -> None:
+        try:
+            shutil.rmtree(_file_path(uri))
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise StorageError(f"cannot delete {uri}: {exc}") from exc
 
 
 def _gcs_location(uri: str) -> tuple[str, str]:
@@ -150,6 +162,14 @@ class GcsStore:
                 )
             except Exception as exc:  # transport, API and checksum errors
                 raise self._translate(exc, f"downloading {uri}{name[len(prefix):]}") from exc
+
+    def delete_dir(self, uri: str) -> None:
+        bucket, _, names = self._names(uri)
+        for name in names:
+            try:
+                bucket.blob(name).delete(timeout=self._timeout, retry=self._retry)
+            except Exception as exc:  # transport and API errors
+                raise self._translate(exc, f"deleting {name}") from exc
 
 
 def open_store(settings: StorageSettings, uri: str | None = None) -> ArtifactStore:

@@ -18,8 +18,6 @@ from edml.local import LocalStack, StackSettings
 from edml.settings import KafkaSettings, StorageSettings, TopicSettings
 from tests.leaks import children_of
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nyc-taxi"
-
 
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -63,6 +61,18 @@ def topics(kafka: KafkaSettings) -> TopicSettings:
     )
     ensure_topics(kafka, topic_specs(names))
     return names
+
+
+@pytest.fixture(scope="session")
+def quick_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real SavedModel from quick training on the shared samples, trained once."""
+    from trainer.pipeline import train
+    from trainer.settings import TrainSettings, default_data_dir
+
+    if not default_data_dir().is_dir():
+        pytest.skip("the shared TLC samples are needed to train a model")
+    out = tmp_path_factory.mktemp("quick-model")
+    return train(TrainSettings(quick=True, quick_rows=3000, out=out)).model_dir
 
 
 @pytest.fixture

@@ -108,11 +108,25 @@ def test_the_same_seed_trains_the_same_model(trained: TrainOutcome, tmp_path: Pa
     np.testing.assert_array_equal(again.evaluation.predicted, trained.evaluation.predicted)
 
 
-def test_train_without_data_fails_with_a_clear_message(tmp_path: Path) -> None:
+def test_train_on_a_missing_file_fails_with_a_clear_message(
+    shared_data: Path, tmp_path: Path
+) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "edml.cli", "train", "--quick", "--out", str(tmp_path),
+         "--zones", str(shared_data / "taxi_zone_centroids.csv"),
          "--data", str(tmp_path / "missing.parquet")],
         capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 1
     assert "DataError: no such trip file" in result.stderr
+
+
+def test_without_data_or_shared_samples_the_message_says_what_to_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import trainer.pipeline
+    from edml.errors import DataError
+
+    monkeypatch.setattr(trainer.pipeline, "default_data_dir", lambda: tmp_path / "absent")
+    with pytest.raises(DataError, match=r"pass --data .* or --data tlc:"):
+        train(TrainSettings(quick=True, out=tmp_path))

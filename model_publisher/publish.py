@@ -1,0 +1,135 @@
+"""``edml publish``: a SavedModel on disk becomes a stored, verified artifact and one event on
+the model topic.
+
+Every check that can refuse runs before anything is written, and an upload whose event
+cannot be delivered is removed again, so a refusal leaves the bucket and the topic as they
+were.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import KafkaException
+
+from edml.artifacts import artifact_uri, checksum_of, validate_name
+from edml.codec import Codec
+from edml.contracts import DataWindow, ModelKey, ModelMetadata
+from edml.errors import BrokerError, ModelError
+from edml.kafka import admin, flush_or_raise, producer
+from edml.logs import event, get_logger
+from edml.samples import smoke_requests
+from edml.savedmodel import load_savedmodel, request_columns
+from edml.signature import check_signature
+from edml.storage import open_store
+from model_publisher.settings import PublisherSettings
+from model_publisher.version import git_commit, make_version
+
+__all__ = ["Published", "announce", "publish", "read_training_metadata"]
+
+log = get_logger(__name__)
+TRAINING_METADATA = "edml_model.json"  # written by the trainer beside the SavedModel
+
+
+@dataclass(frozen=True)
+class Published:
+    metadata: ModelMetadata
+    offset: int
+
+
+def read_training_metadata(model_dir: Path) -> dict[str, Any]:
+    """Metrics and data window from the trainer's file; a model without it still publishes."""
+    path = model_dir / TRAINING_METADATA
+    if not path.is_file():
+        return {}
+    try:
+        return dict(json.loads(path.read_text()))
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{path} is not readable JSON: {exc}") from exc
+
+
+def _smoke_test(model_dir: Path) -> Any:
+    model = load_savedmodel(model_dir)
+    check_signature(model.signature)
+    predictions = model.predict(request_columns(smoke_requests()))
+    if not (predictions.size == len(smoke_requests()) and (predictions > 0).all()
+            and (predictions < 86_400).all()):
+        raise ModelError(f"{model_dir}: smoke test gave implausible durations {predictions}")
+    event(log, "model.smoke_tested", path=str(model_dir),
+          predictions_s=[round(float(p), 1) for p in predictions])
+    return model
+
+
+def _preflight_broker(settings: PublisherSettings) -> None:
+    """The model topic must exist and answer before anything is uploaded."""
+    try:
+        topics = admin(settings.kafka).list_topics(
+            settings.topics.models, timeout=settings.kafka.request_timeout_s).topics
+    except KafkaException as exc:
+        raise BrokerError(f"broker {settings.kafka.bootstrap} unreachable: "
+                          f"{exc.args[0].str()}") from exc
+    topic = topics.get(settings.topics.models)
+    if topic is None or topic.error is not None:
+        raise BrokerError(f"model topic {settings.topics.models} is not available at "
+                          f"{settings.kafka.bootstrap}: {topic.error if topic else 'missing'}")
+
+
+def announce(settings: PublisherSettings, metadata: ModelMetadata) -> int:
+    """Produce one metadata event keyed by model name; return its offset once delivered."""
+    codec = Codec.from_settings(settings.registry)
+    delivered: dict[str, Any] = {}
+
+    def on_delivery(error: Any, message: Any) -> None:
+        delivered["error"], delivered["offset"] = error, message.offset() if message else None
+
+    prod = producer(settings.kafka)
+    prod.produce(settings.topics.models, key=codec.encode(ModelKey(metadata.name)),
+                 value=codec.encode(metadata), on_delivery=on_delivery)
+    flush_or_raise(prod, settings.kafka.request_timeout_s)
+    if delivered.get("error") is not None:
+        raise BrokerError(f"model event not delivered: {delivered['error']}")
+    return int(delivered["offset"])
+
+
+def publish(model_dir: Path, name: str, settings: PublisherSettings, version: str | None = None,
+            storage_uri: str | None = None, now: datetime | None = None) -> Published:
+    now = now or datetime.now(UTC)
+    validate_name("model name", name)
+    commit = git_commit(settings.git_commit)
+    version = validate_name("version", version or make_version(commit, now))
+    model = _smoke_test(model_dir)
+    training = read_training_metadata(model_dir)
+    checksum = checksum_of(model_dir)
+
+    _preflight_broker(settings)
+    base = storage_uri or settings.storage.uri
+    uri = artifact_uri(base, name, version)
+    store = open_store(settings.storage, uri)
+    store.upload_dir(model_dir, uri)  # refuses an existing version
+    event(log, "model.uploaded", model=name, version=version, uri=uri, checksum=checksum)
+
+    window = training.get("data_window", {})
+    metadata = ModelMetadata(
+        name=name, version=version, storage_uri=uri, checksum=checksum,
+        signature=model.signature,
+        metrics={k: float(v) for k, v in training.get("metrics", {}).items()},
+        data_window=DataWindow(date.fromisoformat(window.get("start", str(now.date()))),
+                               date.fromisoformat(window.get("end", str(now.date())))),
+        created_at=now.replace(microsecond=(now.microsecond // 1000) * 1000),
+        git_commit=commit,
+    )
+    try:
+        offset = announce(settings, metadata)
+    except BaseException:
+        # Nobody was told about this version: remove it, so that a retry can publish it.
+        store.delete_dir(uri)
+        event(log, "model.upload_withdrawn", logging.WARNING, model=name, version=version)
+        raise
+    event(log, "model.published", model=name, version=version, offset=offset,
+          topic=settings.topics.models)
+    return Published(metadata, offset)
