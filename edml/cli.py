@@ -21,7 +21,7 @@ from edml.logs import configure
 __all__ = ["main"]
 
 # The parts that add subcommands, each with register(subparsers) in its cli module.
-PARTS: tuple[str, ...] = ("trainer.cli", "model_publisher.cli")
+PARTS: tuple[str, ...] = ("trainer.cli", "model_publisher.cli", "services.cli")
 
 Handler = Callable[[argparse.Namespace], int]
 

@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Self
 __all__ = [
     "DataWindow",
     "DeadLetter",
+    "ModelEvent",
     "ModelKey",
     "ModelMetadata",
     "ModelSignature",
@@ -151,3 +152,17 @@ class DeadLetter(Record):
     failed_at: datetime
     model_name: str | None = None
     model_version: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelEvent(Record):
+    SCHEMA: ClassVar[str] = "edml.ModelEvent"
+
+    model_name: str
+    model_version: str
+    kind: str  # "loaded" or "load_failed"
+    worker: str
+    at: datetime
+    error_kind: str | None = None
+    message: str | None = None
+    load_seconds: float | None = None

@@ -4,7 +4,8 @@
     ├── ConfigError            settings that cannot work (bad URI, missing credential)
     ├── ContractError          a message does not fit the Avro contracts
     │   ├── DecodeError        bytes that are not a message of the expected schema
-    │   └── EncodeError        a value that does not fit its schema
+    │   ├── EncodeError        a value that does not fit its schema
+    │   └── InvalidRecord      a well-formed record whose values cannot be scored
     ├── BrokerError            Kafka unreachable, a topic operation or delivery failed
     ├── StorageError           object storage unreachable or refusing
     │   └── ArtifactError      a model artifact is missing, exists already, or fails its checksum
@@ -27,6 +28,7 @@ __all__ = [
     "DecodeError",
     "EdmlError",
     "EncodeError",
+    "InvalidRecord",
     "ModelError",
     "StackError",
     "StorageError",
@@ -50,6 +52,10 @@ class DecodeError(ContractError):
 
 
 class EncodeError(ContractError):
+    pass
+
+
+class InvalidRecord(ContractError):
     pass
 
 

@@ -7,7 +7,7 @@ import logging
 import sys
 from typing import Any
 
-__all__ = ["configure", "event", "get_logger"]
+__all__ = ["configure", "dict_config", "event", "get_logger"]
 
 
 def get_logger(name: str) -> logging.Logger:
@@ -19,7 +19,7 @@ def event(logger: logging.Logger, name: str, level: int = logging.INFO, **fields
     logger.log(level, name, extra={"edml_fields": fields})
 
 
-class _KeyValueFormatter(logging.Formatter):
+class KeyValueFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         fields: dict[str, Any] = getattr(record, "edml_fields", {})
         parts = [self.formatTime(record), record.levelname, record.name, record.getMessage()]
@@ -31,7 +31,7 @@ class _KeyValueFormatter(logging.Formatter):
         return line
 
 
-class _JsonFormatter(logging.Formatter):
+class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         payload = {
             "ts": self.formatTime(record),
@@ -47,7 +47,20 @@ class _JsonFormatter(logging.Formatter):
 
 def configure(level: str = "INFO", json_lines: bool = False) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_JsonFormatter() if json_lines else _KeyValueFormatter())
+    handler.setFormatter(JsonFormatter() if json_lines else KeyValueFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+
+
+def dict_config(level: str = "INFO", json_lines: bool = False) -> dict[str, Any]:
+    """The same set-up as ``configure``, as a ``logging.config`` dict (for faust's worker)."""
+    formatter = "edml.logs.JsonFormatter" if json_lines else "edml.logs.KeyValueFormatter"
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"edml": {"()": formatter}},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "edml",
+                                "stream": "ext://sys.stderr"}},
+        "root": {"handlers": ["stderr"], "level": level},
+    }

@@ -1,0 +1,133 @@
+"""One micro-batch of trip requests in, its outcomes out: a prediction or a dead letter for
+every record. Plain code, no Kafka and no faust: the scoring loop calls it per batch."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from edml.codec import Codec
+from edml.contracts import DeadLetter, TripPrediction, TripRequest
+from edml.errors import ContractError, InvalidRecord
+
+__all__ = ["BatchResult", "Message", "Outcome", "dead_letter", "score_batch"]
+
+_ZONES = (1, 265)  # TLC zone ids
+_PASSENGERS = (0, 9)
+
+
+class Message(Protocol):
+    """What the batch needs of a Kafka message (confluent-kafka's Message has it)."""
+
+    def key(self) -> bytes | None: ...
+    def value(self) -> bytes | None: ...
+    def topic(self) -> str | None: ...
+    def partition(self) -> int | None: ...
+    def offset(self) -> int | None: ...
+    def timestamp(self) -> tuple[int, int]: ...
+
+
+class Predictor(Protocol):
+    """The model as the batch sees it: columns in, one duration per row out."""
+
+    def predict(self, columns: dict[str, np.ndarray]) -> np.ndarray: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    key: bytes | None
+    value: bytes
+    stage: str = ""  # for dead letters: where it failed
+    kind: str = ""  # for dead letters: the error type
+
+
+@dataclass
+class BatchResult:
+    predictions: list[Outcome] = field(default_factory=list)
+    dead_letters: list[Outcome] = field(default_factory=list)
+    # (trip id, predicted seconds) for the live evaluation
+    predicted: list[tuple[str, float]] = field(default_factory=list)
+    request_times_ms: list[int] = field(default_factory=list)
+    inference_seconds: float = 0.0
+
+
+def _wall_clock_ms(value: Any) -> int:
+    # fastavro reads local-timestamp-millis as a naive datetime
+    return int((np.datetime64(value, "ms") - np.datetime64(0, "ms")).astype(np.int64))
+
+
+def _check(record: dict[str, Any]) -> None:
+    for name, (low, high) in (("pickup_zone_id", _ZONES), ("dropoff_zone_id", _ZONES),
+                              ("passenger_count", _PASSENGERS)):
+        if not low <= record[name] <= high:
+            raise InvalidRecord(f"{name} {record[name]} is outside {low}..{high}")
+
+
+def dead_letter(codec: Codec, msg: Message, stage: str, exc: Exception, now_ms: int,
+                model_name: str | None = None, model_version: str | None = None) -> bytes:
+    """The encoded DeadLetter of ``msg``: its bytes, where it came from, and why."""
+    return codec.encode_record(DeadLetter.SCHEMA, {
+        "key": msg.key(), "value": msg.value(), "source_topic": msg.topic() or "",
+        "source_partition": msg.partition() or 0, "source_offset": msg.offset() or 0,
+        "stage": stage, "error_kind": type(exc).__name__, "error_message": str(exc)[:1000],
+        "failed_at": now_ms, "model_name": model_name, "model_version": model_version,
+    })
+
+
+def score_batch(messages: Sequence[Message], predictor: Predictor, model_name: str,
+                model_version: str, codec: Codec, now_ms: int,
+                clock: Callable[[], float] = time.perf_counter) -> BatchResult:
+    """Decode, check, score in one model call, encode. Expected per-record failures become
+    dead letters; anything else propagates and stops the worker."""
+    result = BatchResult()
+    good: list[tuple[Message, dict[str, Any]]] = []
+
+    def dead(msg: Message, stage: str, exc: Exception) -> None:
+        model = (model_name, model_version) if stage == "predict" else (None, None)
+        letter = dead_letter(codec, msg, stage, exc, now_ms, *model)
+        result.dead_letters.append(Outcome(msg.key(), letter, stage, type(exc).__name__))
+
+    for msg in messages:
+        try:
+            record = codec.decode_record(msg.value() or b"", TripRequest.SCHEMA)
+        except ContractError as exc:
+            dead(msg, "decode", exc)
+            continue
+        try:
+            _check(record)
+        except InvalidRecord as exc:
+            dead(msg, "convert", exc)
+            continue
+        good.append((msg, record))
+    if not good:
+        return result
+
+    columns = {
+        "pickup_datetime": np.array([_wall_clock_ms(r["pickup_datetime"]) for _, r in good],
+                                    dtype=np.int64),
+        "pickup_zone_id": np.array([r["pickup_zone_id"] for _, r in good], dtype=np.int64),
+        "dropoff_zone_id": np.array([r["dropoff_zone_id"] for _, r in good], dtype=np.int64),
+        "passenger_count": np.array([r["passenger_count"] for _, r in good], dtype=np.int64),
+    }
+    started = clock()
+    seconds = predictor.predict(columns)
+    result.inference_seconds = clock() - started
+
+    for (msg, record), predicted in zip(good, seconds.tolist(), strict=True):
+        if not (predicted > 0 and np.isfinite(predicted)):
+            dead(msg, "predict", InvalidRecord(f"the model predicted {predicted} seconds"))
+            continue
+        requested_ms = msg.timestamp()[1]
+        value = codec.encode_record(TripPrediction.SCHEMA, {
+            "trip_id": record["trip_id"], "predicted_duration_seconds": predicted,
+            "model_name": model_name, "model_version": model_version,
+            "requested_at": requested_ms, "predicted_at": now_ms,
+        })
+        result.predictions.append(Outcome(msg.key() or record["trip_id"].encode(), value))
+        result.predicted.append((record["trip_id"], predicted))
+        result.request_times_ms.append(requested_ms)
+    return result

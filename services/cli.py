@@ -1,0 +1,45 @@
+"""``edml serve``: run one scoring worker."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+__all__ = ["register"]
+
+
+def _serve(args: argparse.Namespace) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow start-up chatter
+    import faust
+
+    from edml.logs import dict_config
+    from services.app import create_app
+    from services.settings import ScoringSettings
+
+    given = {k: v for k, v in (("web_port", args.web_port), ("web_host", args.web_host),
+                               ("data_dir", args.data_dir), ("model_name", args.model))
+             if v is not None}
+    app = create_app(ScoringSettings(**given))
+    worker = faust.Worker(app, loglevel=args.log_level,
+                          logging_config=dict_config(args.log_level, args.log_json))
+    worker.execute_from_commandline()  # returns only by exiting the process
+    return 0
+
+
+def register(sub: Any) -> None:
+    serve = sub.add_parser(
+        "serve", help="run a scoring worker (faust): records in, predictions out",
+        description="Run one scoring worker: follow the model topic, load the current "
+        "version of the model, score the records topic in micro-batches, serve /healthz, "
+        "/readyz and /metrics. Settings: EDML_SCORING_* and the shared EDML_* variables.")
+    serve.add_argument("--model", help="model name to serve (EDML_SCORING_MODEL_NAME, "
+                       "default trip-duration)")
+    serve.add_argument("--data-dir", type=Path, help="RocksDB table and model cache "
+                       "(EDML_SCORING_DATA_DIR, default .edml/scoring)")
+    serve.add_argument("--web-host", help="bind address (EDML_SCORING_WEB_HOST, default "
+                       "0.0.0.0)")
+    serve.add_argument("--web-port", type=int, help="HTTP port for probes and metrics "
+                       "(EDML_SCORING_WEB_PORT, default 6066)")
+    serve.set_defaults(handler=_serve)

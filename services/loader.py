@@ -1,0 +1,107 @@
+"""Loading a model version off the hot path: fetch the artifact into the local cache, verify
+its checksum, load it, check its signature against the records, warm it up.
+
+Cached artifacts are kept under ``<data dir>/cache/NAME/VERSION`` and reused after a
+restart (verified again, so a damaged cache is fetched anew).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edml.artifacts import checksum_of, validate_name
+from edml.contracts import ModelMetadata
+from edml.errors import ArtifactError, ModelError, StorageError
+from edml.logs import event, get_logger
+from edml.samples import smoke_requests
+from edml.savedmodel import LoadedModel, load_savedmodel, request_columns
+from edml.settings import StorageSettings
+from edml.signature import check_signature
+from edml.storage import open_store
+
+__all__ = ["LoadedVersion", "ModelLoader"]
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class LoadedVersion:
+    metadata: ModelMetadata
+    model: LoadedModel
+    load_seconds: float
+
+    @property
+    def version(self) -> str:
+        return self.metadata.version
+
+
+class ModelLoader:
+    def __init__(self, storage: StorageSettings, cache_dir: Path, attempts: int = 4,
+                 backoff_s: float = 0.5, sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._storage, self._cache = storage, cache_dir
+        self._attempts, self._backoff_s = attempts, backoff_s
+        self._sleep, self._clock = sleep, clock
+
+    def load(self, metadata: ModelMetadata) -> LoadedVersion:
+        """Everything that can refuse a version runs before anything serves it."""
+        started = self._clock()
+        check_signature(metadata.signature)  # refuse before downloading anything
+        local = self._fetch(metadata)
+        model = load_savedmodel(local, metadata.signature.name)
+        if set(model.signature.inputs) != set(metadata.signature.inputs) or \
+                model.signature.output != metadata.signature.output:
+            raise ModelError(f"{metadata.name} {metadata.version}: the stored model's signature "
+                             f"{model.signature} differs from its event's {metadata.signature}")
+        self._warm_up(metadata, model)
+        return LoadedVersion(metadata, model, self._clock() - started)
+
+    def _fetch(self, metadata: ModelMetadata) -> Path:
+        target = (self._cache / validate_name("model name", metadata.name)
+                  / validate_name("version", metadata.version))
+        if target.is_dir():
+            if checksum_of(target) == metadata.checksum:
+                event(log, "model.cache_hit", model=metadata.name, version=metadata.version)
+                return target
+            shutil.rmtree(target)  # damaged or from another artifact: fetch anew
+        for attempt in range(1, self._attempts + 1):
+            staging = self._cache / f".download-{uuid.uuid4().hex}"
+            try:
+                open_store(self._storage, metadata.storage_uri).download_dir(
+                    metadata.storage_uri, staging)
+                actual = checksum_of(staging)
+                if actual != metadata.checksum:
+                    raise ArtifactError(
+                        f"{metadata.storage_uri}: checksum mismatch: the files give {actual}, "
+                        f"the event says {metadata.checksum}")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                staging.rename(target)
+                return target
+            except ArtifactError:
+                raise  # missing or corrupt: retrying does not change it
+            except StorageError as exc:
+                if attempt == self._attempts:
+                    raise
+                wait = self._backoff_s * 2 ** (attempt - 1)
+                event(log, "model.fetch_retry", logging.WARNING, model=metadata.name,
+                      version=metadata.version, attempt=attempt, wait_s=wait, error=str(exc))
+                self._sleep(wait)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+    def _warm_up(self, metadata: ModelMetadata, model: LoadedModel) -> None:
+        """A few representative requests: traces the graph now, not on the first batch, and
+        proves the output is a plausible duration."""
+        predictions = model.predict(request_columns(smoke_requests()))
+        if not (np.isfinite(predictions).all() and (predictions > 0).all()):
+            raise ModelError(f"{metadata.name} {metadata.version}: warm-up predictions are not "
+                             f"positive finite durations: {predictions}")

@@ -1,0 +1,47 @@
+"""Prometheus metrics of one worker, in a registry of its own (tests run several)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+__all__ = ["Metrics"]
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                    10.0)  # seconds
+_BATCH_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2000, 5000)  # records
+_ERROR_BUCKETS = (0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 60)  # minutes
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.records_in = Counter("edml_records_in", "Trip requests consumed", registry=r)
+        self.predictions_out = Counter("edml_predictions_out", "Predictions produced",
+                                       ["model_version"], registry=r)
+        self.dead_letters = Counter("edml_dead_letters", "Records sent to the dead-letter "
+                                    "topic", ["stage", "kind"], registry=r)
+        self.batch_size = Histogram("edml_batch_size_records", "Records per micro-batch",
+                                    buckets=_BATCH_BUCKETS, registry=r)
+        self.inference_seconds = Histogram("edml_inference_seconds", "Model call per batch",
+                                           buckets=_LATENCY_BUCKETS, registry=r)
+        self.end_to_end_seconds = Histogram(
+            "edml_end_to_end_seconds", "Request timestamp to prediction produced",
+            buckets=_LATENCY_BUCKETS, registry=r)
+        self.model_info = Gauge("edml_model_info", "The serving model version (value 1)",
+                                ["model_name", "model_version"], registry=r)
+        self.model_load_seconds = Histogram("edml_model_load_seconds", "Fetch, verify, load "
+                                            "and warm up one version", registry=r,
+                                            buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60))
+        self.model_load_failures = Counter("edml_model_load_failures", "Versions refused",
+                                           ["model_version", "kind"], registry=r)
+        self.live_abs_error_minutes = Histogram(
+            "edml_live_abs_error_minutes", "Absolute error of predictions joined with the "
+            "actual durations", ["model_version"], buckets=_ERROR_BUCKETS, registry=r)
+
+    def serving(self, name: str, version: str) -> None:
+        self.model_info.clear()
+        self.model_info.labels(name, version).set(1)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,58 @@
+"""The model table: the latest ``ModelMetadata`` per model name, in RocksDB under the data
+directory, with the model-topic offset it reflects.
+
+A restarted worker reads its table at once and then catches up from the next offset. If
+the table is damaged: stop the worker, delete ``<data dir>/models.rocksdb``, restart; the
+table rebuilds from the model topic.
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+from rocksdict import Rdict
+
+from edml.codec import Codec
+from edml.contracts import ModelMetadata
+from edml.errors import DecodeError, StorageError
+
+__all__ = ["ModelTable"]
+
+_OFFSET_KEY = b"__offset__"
+_MODEL_PREFIX = b"model:"
+
+
+class ModelTable:
+    def __init__(self, path: Path, codec: Codec) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = Rdict(str(path))
+        except Exception as exc:  # rocksdict raises plain Exception (e.g. a held lock)
+            raise StorageError(f"cannot open the model table {path}: {exc}") from exc
+        self._codec = codec
+
+    def get(self, name: str) -> ModelMetadata | None:
+        data = self._db.get(_MODEL_PREFIX + name.encode())
+        if data is None:
+            return None
+        try:
+            return self._codec.decode(data, ModelMetadata)
+        except DecodeError:
+            return None  # written by an incompatible release: the topic has it again
+
+    def put(self, offset: int, metadata: ModelMetadata) -> None:
+        """Latest wins: the caller applies events in topic order."""
+        self._db[_MODEL_PREFIX + metadata.name.encode()] = self._codec.encode(metadata)
+        self.advance(offset)
+
+    def advance(self, offset: int) -> None:
+        """Record that every event up to ``offset`` has been applied."""
+        self._db[_OFFSET_KEY] = struct.pack(">q", offset)
+
+    def offset(self) -> int | None:
+        data = self._db.get(_OFFSET_KEY)
+        return None if data is None else int(struct.unpack(">q", data)[0])
+
+    def close(self) -> None:
+        self._db.close()

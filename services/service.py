@@ -1,0 +1,98 @@
+"""The scoring service: owns the model table, the follower, the swapper and the scoring
+loop, started and stopped by the faust worker like any faust Service."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from mode import Service
+
+from edml.codec import Codec
+from edml.contracts import ModelEvent
+from edml.kafka import flush_or_raise, producer
+from edml.logs import event, get_logger
+from services.evaluation import LiveEvaluator
+from services.loader import ModelLoader
+from services.loop import ScoringLoop
+from services.metrics import Metrics
+from services.model_follower import ModelFollower
+from services.model_slot import ModelSlot
+from services.model_table import ModelTable
+from services.settings import ScoringSettings
+from services.swapper import ModelSwapper
+
+__all__ = ["ScoringService"]
+
+log = get_logger(__name__)
+_WATCH_S = 0.5  # seconds between checks that the worker threads are alive
+
+
+class ScoringService(Service):
+    def __init__(self, settings: ScoringSettings, metrics: Metrics, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.settings, self.metrics = settings, metrics
+        self.codec = Codec.from_settings(settings.registry)
+        self.slot = ModelSlot()
+        self._events = producer(settings.kafka)
+        data = settings.data_dir
+        self.table = ModelTable(data / "models.rocksdb", self.codec)
+        self.evaluator = LiveEvaluator(data / "joins.rocksdb", metrics,
+                                       settings.evaluation_horizon_s)
+        loader = ModelLoader(settings.storage, data / "cache", settings.load_attempts,
+                             settings.load_backoff_s)
+        self.swapper = ModelSwapper(settings.model_name, loader, self.slot, metrics,
+                                    self._report, settings.worker_id)
+        self.follower = ModelFollower(settings.kafka, settings.topics.models, self.table,
+                                      self.codec, self.swapper.offer)
+        self.scoring = ScoringLoop(settings, self.slot, self.follower.caught_up, self.codec,
+                                metrics, self.evaluator)
+
+    def _report(self, model_event: ModelEvent) -> None:
+        self._events.produce(self.settings.topics.model_events,
+                             key=model_event.model_name.encode(),
+                             value=self.codec.encode(model_event))
+        flush_or_raise(self._events, self.settings.kafka.request_timeout_s)
+
+    @property
+    def is_ready(self) -> bool:
+        return self.slot.ready.is_set() and self.follower.caught_up.is_set() and \
+            self.scoring.subscribed.is_set() and self.scoring.alive
+
+    @property
+    def is_alive(self) -> bool:
+        return self.scoring.error is None and self.follower.error is None
+
+    async def on_start(self) -> None:
+        self.swapper.start()
+        restored = self.table.get(self.settings.model_name)
+        if restored is not None:
+            # serve what this worker served before at once (from the cache), then catch up
+            event(log, "model.restored", model=restored.name, version=restored.version,
+                  offset=self.table.offset())
+            self.swapper.offer(restored)
+        self.follower.start()
+        self.scoring.start()
+
+    @Service.task
+    async def _watch(self) -> None:
+        """A worker thread that failed unexpectedly stops the worker: Kubernetes restarts it
+        and it resumes from the last committed offsets."""
+        while not self.should_stop:
+            failure = self.scoring.error or self.follower.error
+            if failure is not None:
+                event(log, "worker.crashing", logging.ERROR, error=repr(failure))
+                await self.crash(failure)
+                return
+            await asyncio.sleep(_WATCH_S)
+
+    async def on_stop(self) -> None:
+        # The loop commits what it has processed before it closes its consumer.
+        await asyncio.get_running_loop().run_in_executor(None, self.scoring.stop)
+        self.follower.stop()
+        self.swapper.stop()
+        self._events.flush(5)
+        self.table.close()
+        self.evaluator.close()
+        event(log, "worker.stopped", model=self.settings.model_name)

@@ -1,0 +1,37 @@
+"""Scoring-service settings (``EDML_SCORING_*``), with the shared Kafka, topic, storage and
+registry settings inside."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from edml.settings import KafkaSettings, RegistrySettings, StorageSettings, TopicSettings
+
+__all__ = ["ScoringSettings"]
+
+
+class ScoringSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EDML_SCORING_", frozen=True)
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    topics: TopicSettings = Field(default_factory=TopicSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    registry: RegistrySettings = Field(default_factory=RegistrySettings)
+
+    model_name: str = "trip-duration"  # the model this service serves
+    group_id: str = "edml-scoring"  # consumer group of the records (and actuals) topics
+    data_dir: Path = Path(".edml/scoring")  # RocksDB model table + model cache; keep it
+    batch_size: int = Field(default=1000, ge=1)  # records per micro-batch, at most
+    # seconds a micro-batch waits to fill; the added latency at low rates
+    batch_wait_s: float = Field(default=0.02, gt=0)
+    load_attempts: int = Field(default=4, ge=1)  # storage retries, with backoff, per model
+    load_backoff_s: float = Field(default=0.5, gt=0)  # first backoff; doubles per attempt
+    # seconds a joined prediction waits for its trip's actual duration before it is dropped
+    evaluation_horizon_s: float = Field(default=6 * 3600, gt=0)
+    web_host: str = "0.0.0.0"
+    web_port: int = 6066
+    worker_id: str = Field(default_factory=socket.gethostname)  # names this worker in events
