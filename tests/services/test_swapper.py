@@ -1,0 +1,85 @@
+"""The swapper: newest offered version wins, refusals keep the current one serving."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any
+
+from edml.contracts import ModelEvent, ModelMetadata
+from edml.errors import ArtifactError
+from edml.samples import sample_events
+from services.loader import LoadedVersion
+from services.metrics import Metrics
+from services.model_slot import ModelSlot
+from services.swapper import ModelSwapper
+
+BASE = next(v for v, _ in sample_events() if isinstance(v, ModelMetadata))
+
+
+def _version(version: str, name: str = "trips") -> ModelMetadata:
+    return dataclasses.replace(BASE, name=name, version=version)
+
+
+class FakeLoader:
+    def __init__(self, broken: set[str]) -> None:
+        self.broken, self.loaded = broken, []  # type: ignore[var-annotated]
+
+    def load(self, metadata: ModelMetadata) -> LoadedVersion:
+        if metadata.version in self.broken:
+            raise ArtifactError(f"{metadata.version}: checksum mismatch")
+        self.loaded.append(metadata.version)
+        return LoadedVersion(metadata, model=None, load_seconds=0.01)  # type: ignore[arg-type]
+
+
+def _until(condition: Any, timeout_s: float = 5) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert condition()
+
+
+def _swapper(broken: set[str], events: list[ModelEvent]) -> tuple[ModelSwapper, ModelSlot,
+                                                                   Metrics, FakeLoader]:
+    slot, metrics, loader = ModelSlot(), Metrics(), FakeLoader(broken)
+    swapper = ModelSwapper("trips", loader, slot, metrics, events.append,  # type: ignore[arg-type]
+                           "worker-1")
+    swapper.start()
+    return swapper, slot, metrics, loader
+
+
+def test_an_offered_version_is_loaded_swapped_in_and_announced(tmp_path: Path) -> None:
+    events: list[ModelEvent] = []
+    swapper, slot, metrics, _ = _swapper(set(), events)
+    swapper.offer(_version("v1"))
+    _until(lambda: slot.current is not None)
+    swapper.stop()
+    assert slot.current.version == "v1"  # type: ignore[union-attr]
+    assert [(e.kind, e.model_version, e.worker) for e in events] == [
+        ("loaded", "v1", "worker-1")]
+    assert metrics.registry.get_sample_value(
+        "edml_model_info", {"model_name": "trips", "model_version": "v1"}) == 1
+
+
+def test_a_refused_version_leaves_the_current_one_serving_and_raises_the_alarm() -> None:
+    events: list[ModelEvent] = []
+    swapper, slot, metrics, _ = _swapper({"v2"}, events)
+    swapper.offer(_version("v1"))
+    _until(lambda: slot.current is not None)
+    swapper.offer(_version("v2"))
+    _until(lambda: len(events) == 2)
+    swapper.stop()
+    assert slot.current.version == "v1"  # type: ignore[union-attr]
+    assert (events[1].kind, events[1].error_kind) == ("load_failed", "ArtifactError")
+    assert metrics.registry.get_sample_value(
+        "edml_model_load_failures_total",
+        {"model_version": "v2", "kind": "ArtifactError"}) == 1
+
+
+def test_other_model_names_are_ignored() -> None:
+    swapper, slot, _, loader = _swapper(set(), [])
+    swapper.offer(_version("v1", name="fares"))
+    time.sleep(0.1)
+    swapper.stop()
+    assert slot.current is None and loader.loaded == []

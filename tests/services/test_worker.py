@@ -1,0 +1,197 @@
+"""Scoring workers on the real local broker and GCS emulator, each with a real SavedModel."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from edml.contracts import TensorSpec
+from edml.settings import KafkaSettings, StorageSettings, TopicSettings
+from edml.storage import open_store
+from model_publisher.publish import announce, publish
+from model_publisher.settings import PublisherSettings
+from tests.services.workers import (
+    Worker,
+    read_model_events,
+    read_outputs,
+    real_requests,
+    send,
+    wait_for,
+)
+
+pytestmark = [pytest.mark.kafka, pytest.mark.gcs, pytest.mark.tf]
+
+
+@pytest.fixture
+def publisher(kafka: KafkaSettings, topics: TopicSettings, gcs: StorageSettings
+              ) -> PublisherSettings:
+    return PublisherSettings(kafka=kafka, topics=topics, storage=gcs, git_commit="abc1234")
+
+
+class Workers:
+    """Makes workers for one test and stops every one of them after it."""
+
+    def __init__(self, kafka: KafkaSettings, topics: TopicSettings, gcs: StorageSettings,
+                 root: Path) -> None:
+        self._args, self._root, self.started = (kafka, topics, gcs), root, []  # type: ignore[var-annotated]
+
+    def make(self, name: str) -> Worker:
+        worker = Worker(*self._args, self._root / name)
+        self.started.append(worker)
+        return worker
+
+
+@pytest.fixture
+def workers(kafka: KafkaSettings, topics: TopicSettings, gcs: StorageSettings,
+            tmp_path: Path) -> Iterator[Workers]:
+    pool = Workers(kafka, topics, gcs, tmp_path)
+    yield pool
+    for worker in pool.started:
+        worker.stop()
+
+
+def _all_outcomes(kafka: KafkaSettings, topics: TopicSettings, expected: int) -> None:
+    wait_for(lambda: len(read_outputs(kafka, topics).outcome_counts()) >= expected, 60,
+             f"{expected} outcomes")
+
+
+def test_every_request_gets_exactly_one_prediction_or_dead_letter(
+    quick_model: Path, publisher: PublisherSettings, workers: Workers,
+    kafka: KafkaSettings, topics: TopicSettings,
+) -> None:
+    publish(quick_model, "trips", publisher, version="v1")
+    worker = workers.make("w1").start()
+    worker.wait_ready("v1")
+    requests = real_requests(3000)
+    send(kafka, topics.records, requests, garbage=7)
+
+    _all_outcomes(kafka, topics, 3007)
+    out = read_outputs(kafka, topics)
+    counts = out.outcome_counts()
+    assert set(counts) == {r.trip_id for r in requests} | {f"garbage-{i}" for i in range(7)}
+    assert sum(counts.values()) - len(counts) == 0  # no duplicates without a failure
+    assert {p.model_version for p in out.predictions} == {"v1"}
+    assert all(p.predicted_duration_seconds > 0 for p in out.predictions)
+    assert {(d.stage, d.error_kind) for d in out.dead_letters} == {("decode", "DecodeError")}
+    assert worker.metric("edml_records_in_total") == 3007
+    assert worker.metric("edml_dead_letters_total") == 7
+
+
+def test_v2_published_under_load_takes_over_with_no_record_lost(
+    quick_model: Path, publisher: PublisherSettings, workers: Workers,
+    kafka: KafkaSettings, topics: TopicSettings,
+) -> None:
+    publish(quick_model, "trips", publisher, version="v1")
+    worker = workers.make("w1").start()
+    worker.wait_ready("v1")
+    requests = real_requests(4000)
+    sending = threading.Thread(target=_send_steadily, args=(kafka, topics, requests, 800))
+    sending.start()
+    time.sleep(1.5)
+    publish(quick_model, "trips", publisher, version="v2")
+    sending.join()
+
+    _all_outcomes(kafka, topics, len(requests))
+    out = read_outputs(kafka, topics)
+    assert set(out.outcome_counts()) == {r.trip_id for r in requests}
+    assert not out.dead_letters
+    versions = [p.model_version for p in sorted(out.predictions,
+                                                key=lambda p: int(p.trip_id.split("-")[1]))]
+    assert versions[0] == "v1" and versions[-1] == "v2"
+    switch = versions.index("v2")
+    assert set(versions[switch:]) == {"v2"}  # one switch, no going back
+    assert worker.readiness()["model_version"] == "v2"
+
+
+def _send_steadily(kafka: KafkaSettings, topics: TopicSettings, requests: list, rate: int
+                   ) -> None:  # type: ignore[type-arg]
+    """Roughly ``rate`` requests per second, in order."""
+    step = max(1, rate // 20)
+    for start in range(0, len(requests), step):
+        send(kafka, topics.records, requests[start:start + step])
+        time.sleep(step / rate)
+
+
+def test_a_bad_v3_is_refused_while_v2_keeps_serving(
+    quick_model: Path, publisher: PublisherSettings, workers: Workers,
+    kafka: KafkaSettings, topics: TopicSettings, gcs: StorageSettings,
+) -> None:
+    v2 = publish(quick_model, "trips", publisher, version="v2").metadata
+    worker = workers.make("w1").start()
+    worker.wait_ready("v2")
+
+    missing = publish(quick_model, "trips", publisher, version="v3-missing").metadata
+    open_store(gcs, missing.storage_uri).delete_dir(missing.storage_uri)
+    wait_for(lambda: len(read_model_events(kafka, topics)) >= 2, 60, "the refusal")
+    bad_sum = dataclasses.replace(v2, version="v3-checksum", checksum="sha256:" + "0" * 64)
+    announce(publisher, bad_sum)
+    wait_for(lambda: len(read_model_events(kafka, topics)) >= 3, 60, "the refusal")
+    needs_distance = dataclasses.replace(v2, version="v3-signature", signature=(
+        dataclasses.replace(v2.signature, inputs=(TensorSpec("trip_distance", "float32"),))))
+    announce(publisher, needs_distance)
+    wait_for(lambda: len(read_model_events(kafka, topics)) >= 4, 60, "the refusal")
+
+    events = read_model_events(kafka, topics)
+    assert [(e.kind, e.model_version, e.error_kind) for e in events] == [
+        ("loaded", "v2", None),
+        ("load_failed", "v3-missing", "ArtifactError"),
+        ("load_failed", "v3-checksum", "ArtifactError"),
+        ("load_failed", "v3-signature", "ModelError"),
+    ]
+    send(kafka, topics.records, real_requests(200))
+    _all_outcomes(kafka, topics, 200)
+    assert {p.model_version for p in read_outputs(kafka, topics).predictions} == {"v2"}
+    assert worker.readiness()["model_version"] == "v2"
+    assert worker.metric("edml_model_load_failures_total") == 3
+
+
+def test_a_restarted_worker_serves_at_once_from_its_table_and_cache(
+    quick_model: Path, publisher: PublisherSettings, workers: Workers,
+    kafka: KafkaSettings, topics: TopicSettings, gcs: StorageSettings,
+) -> None:
+    v1 = publish(quick_model, "trips", publisher, version="v1").metadata
+    first = workers.make("w1").start()
+    first.wait_ready("v1")
+    send(kafka, topics.records, real_requests(500, "before"))
+    _all_outcomes(kafka, topics, 500)
+    assert first.stop() == 0
+    # storage gone: the restarted worker must serve from its own data directory
+    open_store(gcs, v1.storage_uri).delete_dir(v1.storage_uri)
+
+    again = workers.make("w1").start()  # the same data dir
+    again.wait_ready("v1")
+    send(kafka, topics.records, real_requests(500, "after"))
+    _all_outcomes(kafka, topics, 1000)
+    log = again.log()
+    assert "model.restored" in log and "model.cache_hit" in log
+    counts = read_outputs(kafka, topics).outcome_counts()
+    assert len(counts) == 1000 and set(counts.values()) == {1}
+
+
+def test_two_workers_split_the_partitions_and_both_switch_versions(
+    quick_model: Path, publisher: PublisherSettings, workers: Workers,
+    kafka: KafkaSettings, topics: TopicSettings,
+) -> None:
+    publish(quick_model, "trips", publisher, version="v1")
+    a, b = workers.make("a").start(), workers.make("b").start()
+    for worker in (a, b):
+        worker.wait_ready("v1")
+    wait_for(lambda: len(a.readiness().get("partitions", [])) == 2 * topics.partitions // 2
+             and len(b.readiness().get("partitions", [])) == 2 * topics.partitions // 2,
+             60, "an even split")
+    assert not set(a.readiness()["partitions"]) & set(b.readiness()["partitions"])
+
+    publish(quick_model, "trips", publisher, version="v2")
+    for worker in (a, b):
+        worker.wait_ready("v2", timeout_s=60)
+    send(kafka, topics.records, real_requests(1000))
+    _all_outcomes(kafka, topics, 1000)
+    out = read_outputs(kafka, topics)
+    assert {p.model_version for p in out.predictions} == {"v2"}
+    assert a.metric("edml_predictions_out_total") > 0
+    assert b.metric("edml_predictions_out_total") > 0

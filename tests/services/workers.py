@@ -1,0 +1,161 @@
+"""Real scoring workers (``edml serve`` processes) on the session's local stack, and the
+traffic the tests send them."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edml.codec import Codec
+from edml.contracts import DeadLetter, ModelEvent, TripPrediction, TripRequest
+from edml.kafka import flush_or_raise, producer, read_partition
+from edml.local.processes import free_port
+from edml.settings import KafkaSettings, StorageSettings, TopicSettings
+from trainer.data import clean, load_trips, parse_months
+from trainer.settings import default_data_dir
+
+CODEC = Codec()
+
+
+def real_requests(n: int, prefix: str = "trip") -> list[TripRequest]:
+    """Requests made from real TLC trips of October 2019."""
+    path = default_data_dir() / "yellow_tripdata_sample_2019-10.parquet"
+    trips, _ = clean(load_trips([str(path)], path.parent), parse_months("2019-10"))
+    rows = trips.iloc[:n]
+    return [TripRequest(f"{prefix}-{i}", row.pickup_datetime.to_pydatetime(),
+                        int(row.pickup_zone_id), int(row.dropoff_zone_id),
+                        int(row.passenger_count))
+            for i, row in enumerate(rows.itertuples())]
+
+
+def send(kafka: KafkaSettings, topic: str, requests: list[TripRequest],
+         garbage: int = 0) -> None:
+    prod = producer(kafka)
+    for request in requests:
+        prod.produce(topic, key=request.trip_id.encode(), value=CODEC.encode(request))
+    for i in range(garbage):
+        prod.produce(topic, key=f"garbage-{i}".encode(), value=b"\x00not avro " + bytes([i]))
+    flush_or_raise(prod, 30)
+
+
+@dataclass
+class Outputs:
+    predictions: list[TripPrediction]
+    dead_letters: list[DeadLetter]
+
+    def outcome_counts(self) -> Counter[str]:
+        """How many outcomes each request key got."""
+        keys = [p.trip_id for p in self.predictions]
+        keys += [d.key.decode() for d in self.dead_letters if d.key]
+        return Counter(keys)
+
+
+def read_outputs(kafka: KafkaSettings, topics: TopicSettings) -> Outputs:
+    predictions, letters = [], []
+    for partition in range(topics.partitions):
+        predictions += [CODEC.decode(m.value(), TripPrediction)
+                        for m in read_partition(kafka, topics.predictions, partition)]
+        letters += [CODEC.decode(m.value(), DeadLetter)
+                    for m in read_partition(kafka, topics.dead_letters, partition)]
+    return Outputs(predictions, letters)
+
+
+def read_model_events(kafka: KafkaSettings, topics: TopicSettings) -> list[ModelEvent]:
+    return [CODEC.decode(m.value(), ModelEvent)
+            for m in read_partition(kafka, topics.model_events)]
+
+
+def wait_for(condition: Any, timeout_s: float, what: str, interval_s: float = 0.2) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(interval_s)
+
+
+class Worker:
+    """One ``edml serve`` process with its own data directory and web port."""
+
+    def __init__(self, kafka: KafkaSettings, topics: TopicSettings, storage: StorageSettings,
+                 data_dir: Path, model: str = "trips", group: str = "scoring") -> None:
+        self.port = free_port()
+        self.data_dir = data_dir
+        self.log_path = data_dir.parent / f"{data_dir.name}.log"
+        self.env = {
+            "PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"),
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+            "EDML_KAFKA_BOOTSTRAP": kafka.bootstrap,
+            "EDML_KAFKA_SESSION_TIMEOUT_MS": str(kafka.session_timeout_ms),
+            "EDML_KAFKA_HEARTBEAT_INTERVAL_MS": str(kafka.heartbeat_interval_ms),
+            "EDML_STORAGE_URI": storage.uri, "EDML_STORAGE_ENDPOINT": storage.endpoint or "",
+            "EDML_STORAGE_TIMEOUT_S": "5",
+            "EDML_SCORING_MODEL_NAME": model, "EDML_SCORING_GROUP_ID": group,
+            "EDML_SCORING_DATA_DIR": str(data_dir), "EDML_SCORING_WEB_HOST": "127.0.0.1",
+            "EDML_SCORING_WEB_PORT": str(self.port), "EDML_SCORING_LOAD_ATTEMPTS": "2",
+            "EDML_SCORING_LOAD_BACKOFF_S": "0.2",
+        }
+        for name in ("records", "predictions", "actuals", "dead_letters", "models",
+                     "model_events", "partitions"):
+            self.env[f"EDML_TOPIC_{name.upper()}"] = str(getattr(topics, name))
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Worker:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen([sys.executable, "-m", "edml.cli", "serve"],
+                                        env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        return self
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}",
+                                        timeout=2) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+        except OSError:
+            return 0, b""
+
+    def readiness(self) -> dict[str, Any]:
+        status, body = self.get("/readyz")
+        return json.loads(body) if status in (200, 503) and body else {}
+
+    def wait_ready(self, version: str | None = None, timeout_s: float = 90) -> None:
+        def ready() -> bool:
+            assert self.process is not None and self.process.poll() is None, self.log()
+            state = self.readiness()
+            return bool(state.get("ready") and state.get("partitions")) and (
+                version is None or state.get("model_version") == version)
+        wait_for(ready, timeout_s, f"worker ready with {version or 'a model'}\n{self.log()}")
+
+    def metric(self, name: str) -> float:
+        _, body = self.get("/metrics")
+        total = 0.0
+        for line in body.decode().splitlines():
+            if line.startswith(name) and not line.startswith("#"):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() \
+            else ""
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM) -> int:
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else 0
+        self.process.send_signal(sig)
+        try:
+            return self.process.wait(60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
