@@ -10,16 +10,19 @@ from pathlib import Path
 
 import pytest
 
-from edml.contracts import TensorSpec
+from edml.contracts import TensorSpec, TripRequest
+from edml.kafka import flush_or_raise, producer
 from edml.settings import KafkaSettings, StorageSettings, TopicSettings
 from edml.storage import open_store
 from model_publisher.publish import announce, publish
 from model_publisher.settings import PublisherSettings
 from tests.services.workers import (
+    CODEC,
     Worker,
     read_model_events,
     read_outputs,
     real_requests,
+    real_trips,
     send,
     wait_for,
 )
@@ -82,6 +85,42 @@ def test_every_request_gets_exactly_one_prediction_or_dead_letter(
     assert worker.metric("edml_dead_letters_total") == 7
 
 
+def test_actual_durations_join_the_predictions_per_model_version(
+    quick_model: Path, publisher: PublisherSettings, workers: Workers,
+    kafka: KafkaSettings, topics: TopicSettings,
+) -> None:
+    publish(quick_model, "trips", publisher, version="v1")
+    worker = workers.make("w1").start()
+    worker.wait_ready("v1")
+    trips = real_trips(500)
+    send(kafka, topics.actuals, [done for _, done in trips[:100]])  # some actuals first
+    send(kafka, topics.records, [request for request, _ in trips])
+    send(kafka, topics.actuals, [done for _, done in trips[100:]])
+
+    count = 'edml_live_abs_error_minutes_count{model_version="v1"}'
+    wait_for(lambda: worker.metric(count) == 500, 60, "500 joined trips")
+    mean_error = worker.metric('edml_live_abs_error_minutes_sum{model_version="v1"}') / 500
+    assert 0 < mean_error < 15  # minutes: a real, if quick, model
+
+
+def test_records_wait_in_kafka_until_a_model_is_loaded(
+    quick_model: Path, publisher: PublisherSettings, workers: Workers,
+    kafka: KafkaSettings, topics: TopicSettings,
+) -> None:
+    worker = workers.make("w1").start()
+    send(kafka, topics.records, real_requests(300))
+    wait_for(lambda: worker.readiness().get("model_table_caught_up") is True, 60,
+             "the model table")
+    time.sleep(2)
+    assert worker.readiness()["ready"] is False
+    assert read_outputs(kafka, topics).outcome_counts() == {}
+
+    publish(quick_model, "trips", publisher, version="v1")
+    worker.wait_ready("v1")
+    _all_outcomes(kafka, topics, 300)
+    assert {p.model_version for p in read_outputs(kafka, topics).predictions} == {"v1"}
+
+
 def test_v2_published_under_load_takes_over_with_no_record_lost(
     quick_model: Path, publisher: PublisherSettings, workers: Workers,
     kafka: KafkaSettings, topics: TopicSettings,
@@ -108,13 +147,18 @@ def test_v2_published_under_load_takes_over_with_no_record_lost(
     assert worker.readiness()["model_version"] == "v2"
 
 
-def _send_steadily(kafka: KafkaSettings, topics: TopicSettings, requests: list, rate: int
-                   ) -> None:  # type: ignore[type-arg]
-    """Roughly ``rate`` requests per second, in order."""
-    step = max(1, rate // 20)
-    for start in range(0, len(requests), step):
-        send(kafka, topics.records, requests[start:start + step])
-        time.sleep(step / rate)
+def _send_steadily(kafka: KafkaSettings, topics: TopicSettings,
+                   requests: list[TripRequest], rate: int) -> None:
+    """Roughly ``rate`` requests per second, in order, through one producer."""
+    prod = producer(kafka)
+    started = time.monotonic()
+    for i, request in enumerate(requests):
+        prod.produce(topics.records, key=request.trip_id.encode(), value=CODEC.encode(request))
+        prod.poll(0)
+        ahead = i / rate - (time.monotonic() - started)
+        if ahead > 0:
+            time.sleep(ahead)
+    flush_or_raise(prod, 30)
 
 
 def test_a_bad_v3_is_refused_while_v2_keeps_serving(

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from edml.codec import Codec
-from edml.contracts import DeadLetter, ModelEvent, TripPrediction, TripRequest
+from edml.contracts import DeadLetter, ModelEvent, TripCompleted, TripPrediction, TripRequest
 from edml.kafka import flush_or_raise, producer, read_partition
 from edml.local.processes import free_port
 from edml.settings import KafkaSettings, StorageSettings, TopicSettings
@@ -27,18 +27,23 @@ from trainer.settings import default_data_dir
 CODEC = Codec()
 
 
-def real_requests(n: int, prefix: str = "trip") -> list[TripRequest]:
-    """Requests made from real TLC trips of October 2019."""
+def real_trips(n: int, prefix: str = "trip") -> list[tuple[TripRequest, TripCompleted]]:
+    """Requests, and what actually happened, from real TLC trips of October 2019."""
     path = default_data_dir() / "yellow_tripdata_sample_2019-10.parquet"
     trips, _ = clean(load_trips([str(path)], path.parent), parse_months("2019-10"))
-    rows = trips.iloc[:n]
-    return [TripRequest(f"{prefix}-{i}", row.pickup_datetime.to_pydatetime(),
-                        int(row.pickup_zone_id), int(row.dropoff_zone_id),
-                        int(row.passenger_count))
-            for i, row in enumerate(rows.itertuples())]
+    return [(TripRequest(f"{prefix}-{i}", row.pickup_datetime.to_pydatetime(),
+                         int(row.pickup_zone_id), int(row.dropoff_zone_id),
+                         int(row.passenger_count)),
+             TripCompleted(f"{prefix}-{i}", row.dropoff_datetime.to_pydatetime(),
+                           float(row.duration_seconds)))
+            for i, row in enumerate(trips.iloc[:n].itertuples())]
 
 
-def send(kafka: KafkaSettings, topic: str, requests: list[TripRequest],
+def real_requests(n: int, prefix: str = "trip") -> list[TripRequest]:
+    return [request for request, _ in real_trips(n, prefix)]
+
+
+def send(kafka: KafkaSettings, topic: str, requests: list[TripRequest] | list[TripCompleted],
          garbage: int = 0) -> None:
     prod = producer(kafka)
     for request in requests:
