@@ -48,12 +48,6 @@ def _stack(args: argparse.Namespace) -> int:
     return 0
 
 
-def _demo(args: argparse.Namespace) -> int:
-    from edml.demo import run
-
-    return run(storage=args.storage)
-
-
 def _topics(args: argparse.Namespace) -> int:
     from edml.kafka import ensure_topics, topic_specs
     from edml.settings import KafkaSettings, TopicSettings
@@ -72,11 +66,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
     parser.add_argument("--log-json", action="store_true", help="log one JSON object per line")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    demo = sub.add_parser("demo", help="start the local stack and show edml working end to end")
-    demo.add_argument("--storage", choices=["file", "gcs"], default="file",
-                      help="object storage: a local directory (default) or the GCS emulator")
-    demo.set_defaults(handler=_demo)
 
     stack = sub.add_parser("stack", help="run the local stack (broker + storage) until Ctrl-C")
     stack.add_argument("--storage", choices=["file", "gcs"], default="file",

@@ -17,7 +17,8 @@ def test_help_lists_the_subcommands(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--help"])
     assert exit_.value.code == 0
     out = capsys.readouterr().out
-    assert all(word in out for word in ("demo", "stack", "topics"))
+    assert all(word in out for word in ("demo", "stack", "topics", "train", "publish",
+                                        "models", "serve"))
 
 
 def test_an_unreachable_broker_prints_the_error_and_exits_non_zero() -> None:

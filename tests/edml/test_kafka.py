@@ -10,11 +10,11 @@ from confluent_kafka.admin import AdminClient
 
 from edml.codec import Codec
 from edml.contracts import ModelKey, ModelMetadata
-from edml.demo import round_trip
 from edml.errors import BrokerError
 from edml.kafka import client_config, flush_or_raise, producer, read_partition
 from edml.local import LocalStack
 from edml.local.processes import free_port
+from edml.local.roundtrip import round_trip
 from edml.model_log import latest_per_name, read_model_log
 from edml.samples import sample_events
 from edml.settings import KafkaSettings, TopicSettings

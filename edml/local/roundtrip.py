@@ -1,18 +1,15 @@
-"""``edml demo``: start the local stack and send one event of every contract through it."""
+"""One event of every contract through the local stack and back: a smoke test of a stack."""
 
 from __future__ import annotations
-
-from rich.console import Console
-from rich.table import Table
 
 from edml.codec import Codec
 from edml.contracts import Record
 from edml.kafka import flush_or_raise, producer, read_partition
-from edml.local import LocalStack, StackSettings
+from edml.local.stack import LocalStack
 from edml.samples import sample_events
 from edml.settings import TopicSettings
 
-__all__ = ["round_trip", "run"]
+__all__ = ["round_trip"]
 
 
 def _topic_of(record: Record, topics: TopicSettings) -> str:
@@ -46,19 +43,3 @@ def round_trip(stack: LocalStack, codec: Codec) -> list[tuple[str, str, int, boo
         back = [codec.decode(m.value(), type(value)) for m in read_partition(kafka, topic)]
         results.append((value.SCHEMA, topic, len(data), value in back))
     return results
-
-
-def run(storage: str = "file") -> int:
-    console = Console()
-    with console.status("starting the local stack (Tansu broker, object storage)..."), \
-            LocalStack(StackSettings(storage=storage)) as stack:  # type: ignore[arg-type]
-        console.print(f"broker [bold]{stack.bootstrap}[/], storage [bold]{stack.storage_uri}[/]")
-        results = round_trip(stack, Codec())
-    table = Table(title="one event of each contract through Kafka and back")
-    for column in ("schema", "topic", "bytes", "round trip"):
-        table.add_column(column)
-    for schema, topic, size, ok in results:
-        table.add_row(schema, topic, str(size), "[green]equal[/]" if ok else "[red]DIFFERENT[/]")
-    console.print(table)
-    console.print("the stack is stopped")
-    return 0 if all(ok for *_, ok in results) else 1

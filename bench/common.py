@@ -1,0 +1,101 @@
+"""What every benchmark shares: the same real requests, the same SavedModel, and one way to
+measure a contender: from the predictions it wrote."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edml.codec import Codec
+from edml.contracts import TripPrediction, TripRequest
+from edml.kafka import flush_or_raise, producer, read_partition
+from edml.settings import KafkaSettings
+
+CODEC = Codec()
+
+
+def requests(n: int) -> list[bytes]:
+    """``n`` encoded requests, cycled from real October 2019 trips (or everyday trips where
+    the shared samples are absent), each with its own trip id."""
+    from trainer.data import clean, load_trips, parse_months
+    from trainer.settings import default_data_dir
+
+    path = default_data_dir() / "yellow_tripdata_sample_2019-10.parquet"
+    if path.is_file():
+        trips, _ = clean(load_trips([str(path)], path.parent), parse_months("2019-10"))
+        base = [(row.pickup_datetime.to_pydatetime(), int(row.pickup_zone_id),
+                 int(row.dropoff_zone_id), int(row.passenger_count))
+                for row in trips.itertuples()]
+    else:
+        from edml.samples import smoke_requests
+
+        base = [(r.pickup_datetime, r.pickup_zone_id, r.dropoff_zone_id, r.passenger_count)
+                for r in smoke_requests()]
+    return [CODEC.encode(TripRequest(f"t{i}", *base[i % len(base)])) for i in range(n)]
+
+
+def fill(kafka: KafkaSettings, topic: str, values: list[bytes]) -> None:
+    prod = producer(kafka, **{"linger.ms": 20, "batch.num.messages": 10000})
+    for i, value in enumerate(values):
+        prod.produce(topic, key=f"t{i}".encode(), value=value)
+        if i % 10000 == 0:
+            prod.poll(0)
+    flush_or_raise(prod, 60)
+
+
+@dataclass
+class Measured:
+    outputs: int
+    seconds: float  # first to last prediction
+    latencies_s: np.ndarray  # predicted_at - requested_at, per prediction
+
+    @property
+    def rate(self) -> float:
+        return self.outputs / self.seconds if self.seconds > 0 else float("nan")
+
+
+def measure(kafka: KafkaSettings, topic: str, partitions: int) -> Measured:
+    predicted, requested = [], []
+    for partition in range(partitions):
+        for msg in read_partition(kafka, topic, partition, timeout_s=30):
+            record = CODEC.decode_record(msg.value(), TripPrediction.SCHEMA)
+            predicted.append(record["predicted_at"].timestamp())
+            requested.append(record["requested_at"].timestamp())
+    p, r = np.array(predicted), np.array(requested)
+    if not len(p):
+        return Measured(0, 0.0, np.array([]))
+    return Measured(len(p), float(p.max() - p.min()), p - r)
+
+
+def wait_for_outputs(kafka: KafkaSettings, topic: str, partitions: int, n: int,
+                     timeout_s: float, proc: Any = None) -> int:
+    """Count outputs until ``n`` arrive or time runs out; returns the count."""
+    deadline, count = time.monotonic() + timeout_s, 0
+    while time.monotonic() < deadline:
+        count = sum(sum(1 for _ in read_partition(kafka, topic, p, timeout_s=30))
+                    for p in range(partitions))
+        if count >= n or (proc is not None and proc.poll() is not None):
+            return count
+        time.sleep(1)
+    return count
+
+
+def stamp() -> str:
+    return datetime.now().strftime("%H:%M:%S")
+
+
+def model_dir(given: Path | None) -> Path:
+    if given is not None:
+        return given
+    import tempfile
+
+    from trainer.pipeline import train
+    from trainer.settings import TrainSettings
+
+    return train(TrainSettings(quick=True, out=Path(tempfile.mkdtemp(prefix="edml-bench-")))
+                 ).model_dir
