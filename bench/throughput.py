@@ -130,7 +130,7 @@ def _latency_and_swap(kafka: KafkaSettings, stack: LocalStack, model: Path, work
                       seconds: int, rate: int) -> None:
     topics = _topics(kafka, "latency")
     settings = PublisherSettings(kafka=kafka, topics=topics, storage=stack.storage_settings())
-    publish(model, "bench", settings, version="v1")
+    publish(model, "bench", settings, version="latency-v1")
     port = free_port()
     env = _worker_env(kafka, topics, stack.storage_uri, work / "latency-worker", port)
     with (work / "latency-worker.log").open("w") as out:
@@ -153,7 +153,7 @@ def _latency_and_swap(kafka: KafkaSettings, stack: LocalStack, model: Path, work
         sender = threading.Thread(target=_paced, args=(kafka, topics.records, values, rate))
         sender.start()
         time.sleep(seconds / 2)
-        publish(model, "bench", settings, version="v2")
+        publish(model, "bench", settings, version="latency-v2")
         announced = time.time()
         sender.join()
         wait_for_outputs(kafka, topics.predictions, PARTITIONS, len(values), 60)
@@ -169,9 +169,11 @@ def _latency_and_swap(kafka: KafkaSettings, stack: LocalStack, model: Path, work
     ids = {row[0] for row in rows}
     latency = np.array([row[3] - row[2] for row in rows])
     requested = np.array([row[2] for row in rows])
-    steady = latency[requested < announced - 1]
+    first = requested.min()
+    warming = latency[requested < first + 3]  # the first batches after the worker's start
+    steady = latency[(requested >= first + 3) & (requested < announced - 1)]
     window = latency[(requested >= announced - 1) & (requested <= announced + 5)]
-    first_v2 = min((row[3] for row in rows if row[1] == "v2"), default=float("nan"))
+    first_v2 = min((row[3] for row in rows if row[1] == "latency-v2"), default=float("nan"))
     ms = 1000
 
     def pct(values: np.ndarray, q: float) -> float:
@@ -179,6 +181,7 @@ def _latency_and_swap(kafka: KafkaSettings, stack: LocalStack, model: Path, work
 
     print(f"\nend-to-end latency at {rate:,} requests/s for {seconds} s (request timestamp "
           f"to prediction timestamp), one worker:")
+    print(f"  first 3 s:        p50 {pct(warming, .5):7.1f} ms   p99 {pct(warming, .99):7.1f} ms")
     print(f"  steady:           p50 {pct(steady, .5):7.1f} ms   p99 {pct(steady, .99):7.1f} ms")
     print(f"  around the swap:  p50 {pct(window, .5):7.1f} ms   p99 {pct(window, .99):7.1f} ms"
           f"   ({pct(window, .99) / pct(steady, .99):.2f}x steady p99)")
@@ -197,6 +200,8 @@ def main() -> None:
     parser.add_argument("--model", type=Path)
     parser.add_argument("--skip-quix", action="store_true")
     parser.add_argument("--latency-seconds", type=int, default=30)
+    parser.add_argument("--only-latency", action="store_true",
+                        help="skip the throughput contenders")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="edml-bench-"))
@@ -228,6 +233,9 @@ def main() -> None:
                                                       storage=stack.storage_settings()),
                     version="v1")
 
+        if args.only_latency:
+            _latency_and_swap(kafka, stack, model, work, args.latency_seconds, 1000)
+            return
         contender("edml worker", edml_worker, args.n, setup=publish_v1)
 
         def confluent(t: TopicSettings) -> tuple[list[str], None]:
