@@ -42,12 +42,13 @@ from bench.common import (
     wait_for_outputs,
 )
 from edml.contracts import TripPrediction
-from edml.kafka import ensure_topics, flush_or_raise, producer, read_partition
+from edml.kafka import ensure_topics, flush_or_raise, producer, read_partition, topic_specs
 from edml.local import LocalStack
 from edml.local.processes import free_port
 from edml.settings import KafkaSettings, TopicSettings
 from model_publisher.publish import publish
 from model_publisher.settings import PublisherSettings
+from services.probe import wait_ready
 
 PARTITIONS = 4
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,8 +61,6 @@ def _topics(kafka: KafkaSettings, name: str) -> TopicSettings:
                            actuals=f"actuals-{suffix}", dead_letters=f"dead-{suffix}",
                            models=f"models-{suffix}", model_events=f"events-{suffix}",
                            partitions=PARTITIONS)
-    from edml.kafka import topic_specs
-
     ensure_topics(kafka, topic_specs(topics))
     return topics
 
@@ -137,18 +136,7 @@ def _latency_and_swap(kafka: KafkaSettings, stack: LocalStack, model: Path, work
         proc = subprocess.Popen([sys.executable, "-m", "edml.cli", "serve"], env=env,
                                 stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
     try:
-        import json
-        import urllib.request
-
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
-                    if json.loads(r.read()).get("partitions"):
-                        break
-            except OSError:
-                pass
-            time.sleep(0.2)
+        wait_ready(port, proc)
         values = requests(seconds * rate)
         sender = threading.Thread(target=_paced, args=(kafka, topics.records, values, rate))
         sender.start()

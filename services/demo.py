@@ -10,13 +10,11 @@ Ctrl-C, or the end of ``--seconds``, stops everything cleanly.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import subprocess
 import sys
 import time
-import urllib.request
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,10 +27,11 @@ from rich.table import Table
 
 from edml.codec import Codec
 from edml.contracts import TripCompleted, TripPrediction, TripRequest
-from edml.errors import DataError, StackError
+from edml.errors import DataError
 from edml.kafka import consumer, producer
 from edml.local import LocalStack, StackSettings
 from edml.local.processes import free_port
+from services.probe import wait_ready
 
 __all__ = ["run"]
 
@@ -143,7 +142,7 @@ def run(seconds: float = 40.0, rate: int = 200, data: list[str] | None = None,
             worker = subprocess.Popen([sys.executable, "-m", "edml.cli", "serve"], env=env,
                                       stdout=log, stderr=subprocess.STDOUT)
         with console.status("waiting for the scoring worker to load v1 ..."):
-            _wait_ready(port, worker)
+            wait_ready(port, worker)
         stats.events.append(f"scoring worker ready (log {log_path}, "
                             f"metrics http://127.0.0.1:{port}/metrics)")
         reader = consumer(kafka, **{"enable.partition.eof": False})
@@ -194,22 +193,6 @@ def run(seconds: float = 40.0, rate: int = 200, data: list[str] | None = None,
         stack.__exit__(None, None, None)
         console.print("the worker and the local stack are stopped")
     return 0
-
-
-def _wait_ready(port: int, worker: subprocess.Popen[bytes], timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if worker.poll() is not None:
-            raise StackError(f"the scoring worker exited with {worker.returncode}: see "
-                             ".edml/demo/worker.log")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
-                if json.loads(r.read()).get("partitions"):
-                    return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise StackError(f"the scoring worker was not ready after {timeout_s} s")
 
 
 def _drain(reader: object, codec: Codec, stats: _Stats, actual: dict[str, float],

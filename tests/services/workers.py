@@ -3,7 +3,6 @@ traffic the tests send them."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -18,9 +17,11 @@ from typing import Any
 
 from edml.codec import Codec
 from edml.contracts import DeadLetter, ModelEvent, TripCompleted, TripPrediction, TripRequest
+from edml.errors import StackError
 from edml.kafka import flush_or_raise, producer, read_partition
 from edml.local.processes import free_port
 from edml.settings import KafkaSettings, StorageSettings, TopicSettings
+from services.probe import readiness, wait_ready
 from trainer.data import clean, load_trips, parse_months
 from trainer.settings import default_data_dir
 
@@ -132,16 +133,14 @@ class Worker:
             return 0, b""
 
     def readiness(self) -> dict[str, Any]:
-        status, body = self.get("/readyz")
-        return json.loads(body) if status in (200, 503) and body else {}
+        return readiness(self.port)
 
     def wait_ready(self, version: str | None = None, timeout_s: float = 90) -> None:
-        def ready() -> bool:
-            assert self.process is not None and self.process.poll() is None, self.log()
-            state = self.readiness()
-            return bool(state.get("ready") and state.get("partitions")) and (
-                version is None or state.get("model_version") == version)
-        wait_for(ready, timeout_s, f"worker ready with {version or 'a model'}\n{self.log()}")
+        assert self.process is not None
+        try:
+            wait_ready(self.port, self.process, timeout_s, version)
+        except StackError as exc:
+            raise AssertionError(f"{exc}\n{self.log()}") from exc
 
     def metric(self, name: str) -> float:
         _, body = self.get("/metrics")
