@@ -69,6 +69,14 @@ def crc64_avro(data: bytes) -> int:
     return fp
 
 
+def _parse(schema: Any, named: dict[str, Any] | None = None) -> dict[str, Any]:
+    """fastavro's parse, typed: edml's schemas are all records, so the result is a dict."""
+    parsed = fastavro.parse_schema(schema, named_schemas=named)
+    if not isinstance(parsed, dict):
+        raise EncodeError(f"not a record schema: {schema!r:.200}")
+    return parsed
+
+
 def _fingerprint(schema: dict[str, Any]) -> bytes:
     """The 8 fingerprint bytes of single-object encoding (little-endian CRC-64-AVRO)."""
     return struct.pack("<Q", crc64_avro(to_parsing_canonical_form(schema).encode()))
@@ -101,7 +109,7 @@ def load_schemas() -> dict[str, dict[str, Any]]:
     parsed: dict[str, dict[str, Any]] = {}
     for entry in sorted(resources.files("edml.schemas").iterdir(), key=lambda e: e.name):
         if entry.name.endswith(".avsc"):
-            schema = fastavro.parse_schema(json.loads(entry.read_text()), named_schemas=named)
+            schema = _parse(json.loads(entry.read_text()), named)
             parsed[schema["name"]] = schema
     return parsed
 
@@ -112,7 +120,7 @@ def load_history() -> list[dict[str, Any]]:
     if not history.is_dir():
         return []
     return [
-        fastavro.parse_schema(json.loads(entry.read_text()))
+        _parse(json.loads(entry.read_text()))
         for entry in sorted(history.iterdir(), key=lambda e: e.name)
         if entry.name.endswith(".avsc")
     ]
@@ -167,7 +175,7 @@ class Codec:
         Readers know their own schemas; a newer writer's schema reaches them through the
         registry, or through this call where no registry is used.
         """
-        parsed = fastavro.parse_schema(json.loads(schema) if isinstance(schema, str) else schema)
+        parsed = _parse(json.loads(schema) if isinstance(schema, str) else schema)
         fingerprint = _fingerprint(parsed)
         self._by_fingerprint[fingerprint] = parsed
         return fingerprint
@@ -235,7 +243,7 @@ class Codec:
                 text = self._registry.schema(schema_id)
             except Exception as exc:  # any registry failure makes this message undecodable
                 raise DecodeError(f"schema id {schema_id}: registry lookup failed: {exc}") from exc
-            schema = self._by_id[schema_id] = fastavro.parse_schema(json.loads(text))
+            schema = self._by_id[schema_id] = _parse(json.loads(text))
         return schema
 
     def decode_record(self, data: bytes, name: str) -> dict[str, Any]:

@@ -46,7 +46,7 @@ def read_model_log(kafka: KafkaSettings, topic: str, codec: Codec) -> list[Model
             event(log, "model_event.undecodable", logging.WARNING, topic=topic,
                   offset=msg.offset(), error=str(exc))
             continue
-        entries.append(ModelEntry(msg.offset(), metadata))
+        entries.append(ModelEntry(msg.offset() or 0, metadata))
     return entries
 
 

@@ -108,7 +108,7 @@ class GcsStore:
         if settings.endpoint:
             from google.auth.credentials import AnonymousCredentials
 
-            kwargs |= {"credentials": AnonymousCredentials(),
+            kwargs |= {"credentials": AnonymousCredentials(),  # type: ignore[no-untyped-call]
                        "client_options": {"api_endpoint": settings.endpoint}}
         try:
             self._client = storage.Client(**kwargs)
