@@ -3,7 +3,9 @@
 The records and actuals topics are both keyed by trip id with the same partition count, and
 the scoring loop consumes both in one group with the range assignor, so a trip's request and
 its actual land on the same worker. Whichever arrives second completes the join; the other
-waits in RocksDB (``<data dir>/joins.rocksdb``) for at most the evaluation horizon.
+waits in RocksDB (``<data dir>/joins.rocksdb``), opened with a time-to-live of the
+evaluation horizon: RocksDB drops older halves itself while it compacts, so no sweep ever
+blocks the scoring loop.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from rocksdict import Rdict
+from rocksdict import AccessType, Rdict
 
 from edml.errors import StorageError
 from services.metrics import Metrics
@@ -26,13 +28,13 @@ class LiveEvaluator:
     def __init__(self, path: Path, metrics: Metrics, horizon_s: float) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = Rdict(str(path))
+            self._db = Rdict(str(path), access_type=AccessType.with_ttl(int(horizon_s)))
         except Exception as exc:  # rocksdict raises plain Exception (e.g. a held lock)
             raise StorageError(f"cannot open the join store {path}: {exc}") from exc
-        self._metrics, self._horizon_s = metrics, horizon_s
+        self._metrics = metrics
         self.joined = 0
 
-    def predicted(self, version: str, pairs: Iterable[tuple[str, float]], now_s: float) -> None:
+    def predicted(self, version: str, pairs: Iterable[tuple[str, float]]) -> None:
         for trip_id, seconds in pairs:
             key = trip_id.encode()
             actual = self._db.get(_ACTUAL + key)
@@ -40,30 +42,22 @@ class LiveEvaluator:
                 self._complete(version, seconds, json.loads(actual)[0])
                 del self._db[_ACTUAL + key]
             else:
-                self._db[_PREDICTED + key] = json.dumps([version, seconds, now_s]).encode()
+                self._db[_PREDICTED + key] = json.dumps([version, seconds]).encode()
 
-    def actual(self, trip_id: str, duration_s: float, now_s: float) -> None:
+    def actual(self, trip_id: str, duration_s: float) -> None:
         key = trip_id.encode()
         predicted = self._db.get(_PREDICTED + key)
         if predicted is not None:
-            version, seconds, _ = json.loads(predicted)
+            version, seconds = json.loads(predicted)
             self._complete(version, seconds, duration_s)
             del self._db[_PREDICTED + key]
         else:
-            self._db[_ACTUAL + key] = json.dumps([duration_s, now_s]).encode()
+            self._db[_ACTUAL + key] = json.dumps([duration_s]).encode()
 
     def _complete(self, version: str, predicted_s: float, actual_s: float) -> None:
         self._metrics.live_abs_error_minutes.labels(version).observe(
             abs(predicted_s - actual_s) / 60.0)
         self.joined += 1
-
-    def expire(self, now_s: float) -> int:
-        """Drop halves of joins older than the horizon; returns how many."""
-        stale = [key for key, value in self._db.items()
-                 if now_s - json.loads(value)[-1] > self._horizon_s]
-        for key in stale:
-            del self._db[key]
-        return len(stale)
 
     def close(self) -> None:
         self._db.close()

@@ -35,7 +35,6 @@ __all__ = ["ScoringLoop"]
 
 log = get_logger(__name__)
 _WAITING_LOG_EVERY_S = 30.0  # how often a worker without a model says it is waiting
-_EXPIRE_EVERY_S = 600.0  # how often stale halves of joins are swept
 
 
 class ScoringLoop:
@@ -49,6 +48,7 @@ class ScoringLoop:
         self._thread = threading.Thread(target=self._run, name="scoring-loop", daemon=True)
         self.error: BaseException | None = None
         self.subscribed = threading.Event()
+        self._delivery_error: KafkaError | None = None
         self.assigned: list[TopicPartition] = []
 
     def start(self) -> None:
@@ -107,20 +107,16 @@ class ScoringLoop:
             "fetch.wait.max.ms": max(1, int(s.batch_wait_s * 1000)),
         })
         writer = producer(s.kafka, **{"linger.ms": 1})
-        reader.subscribe([s.topics.records, s.topics.actuals], on_assign=self._on_assign,
-                         on_revoke=self._on_revoke)
+        topics = [s.topics.records] + ([s.topics.actuals] if s.evaluate else [])
+        reader.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
         self.subscribed.set()
         event(log, "scoring.subscribed", group=s.group_id, records=s.topics.records)
-        last_expire = self._now()
         try:
             while not self._stop.is_set():
                 messages = reader.consume(s.batch_size, s.batch_wait_s)
                 if messages:
                     self._process(messages, writer)
                     reader.commit(asynchronous=True)
-                if self._now() - last_expire > _EXPIRE_EVERY_S:
-                    self._evaluator.expire(self._now())
-                    last_expire = self._now()
         finally:
             try:
                 reader.commit(asynchronous=False)
@@ -145,8 +141,6 @@ class ScoringLoop:
         if remaining or self._delivery_error:
             raise BrokerError(f"outputs not delivered: {remaining} pending, "
                               f"error {self._delivery_error}")
-
-    _delivery_error: KafkaError | None = None
 
     def _delivered(self, error: KafkaError | None, msg: Any) -> None:
         if error is not None:
@@ -175,7 +169,8 @@ class ScoringLoop:
             m.inference_seconds.observe(result.inference_seconds)
             for requested_ms in result.request_times_ms:
                 m.end_to_end_seconds.observe(max(0.0, now - requested_ms / 1000))
-            self._evaluator.predicted(loaded.version, result.predicted, now)
+            if self._s.evaluate:
+                self._evaluator.predicted(loaded.version, result.predicted)
 
     def _join(self, actuals: list[Message], writer: Any) -> None:
         now = self._now()
@@ -189,4 +184,4 @@ class ScoringLoop:
                                on_delivery=self._delivered)
                 self._metrics.dead_letters.labels("decode", type(exc).__name__).inc()
                 continue
-            self._evaluator.actual(done.trip_id, done.duration_seconds, now)
+            self._evaluator.actual(done.trip_id, done.duration_seconds)

@@ -30,8 +30,11 @@ class ScoringSettings(BaseSettings):
     batch_wait_s: float = Field(default=0.02, gt=0)
     load_attempts: int = Field(default=4, ge=1)  # storage retries, with backoff, per model
     load_backoff_s: float = Field(default=0.5, gt=0)  # first backoff; doubles per attempt
-    # seconds a joined prediction waits for its trip's actual duration before it is dropped
-    evaluation_horizon_s: float = Field(default=6 * 3600, gt=0)
+    # join predictions with the actuals topic to measure each version live; off: the actuals
+    # topic is not read and nothing is kept
+    evaluate: bool = True
+    # seconds a prediction waits for its trip's actual duration (the join store's TTL)
+    evaluation_horizon_s: float = Field(default=4 * 3600, gt=0)
     web_host: str = "0.0.0.0"
     web_port: int = 6066
     worker_id: str = Field(default_factory=socket.gethostname)  # names this worker in events

@@ -19,19 +19,21 @@ def _sum(metrics: Metrics, version: str) -> tuple[float, float]:
 def test_prediction_then_actual_and_actual_then_prediction_both_join(tmp_path: Path) -> None:
     metrics = Metrics()
     evaluator = LiveEvaluator(tmp_path / "joins.rocksdb", metrics, horizon_s=3600)
-    evaluator.predicted("v1", [("a", 600.0)], now_s=0)
-    evaluator.actual("a", 720.0, now_s=10)
-    evaluator.actual("b", 300.0, now_s=10)
-    evaluator.predicted("v2", [("b", 420.0)], now_s=20)
+    evaluator.predicted("v1", [("a", 600.0)])
+    evaluator.actual("a", 720.0)
+    evaluator.actual("b", 300.0)
+    evaluator.predicted("v2", [("b", 420.0)])
     assert _sum(metrics, "v1") == (1.0, 2.0)  # minutes
     assert _sum(metrics, "v2") == (1.0, 2.0)
     assert evaluator.joined == 2
     evaluator.close()
 
 
-def test_halves_older_than_the_horizon_expire(tmp_path: Path) -> None:
-    evaluator = LiveEvaluator(tmp_path / "joins.rocksdb", Metrics(), horizon_s=100)
-    evaluator.predicted("v1", [("old", 600.0)], now_s=0)
-    evaluator.predicted("v1", [("new", 600.0)], now_s=150)
-    assert evaluator.expire(now_s=160) == 1
+def test_a_join_is_counted_once(tmp_path: Path) -> None:
+    metrics = Metrics()
+    evaluator = LiveEvaluator(tmp_path / "joins.rocksdb", metrics, horizon_s=3600)
+    evaluator.predicted("v1", [("a", 600.0)])
+    evaluator.actual("a", 720.0)
+    evaluator.actual("a", 720.0)  # a duplicate actual waits for a prediction that is gone
+    assert _sum(metrics, "v1") == (1.0, 2.0)
     evaluator.close()
