@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import numpy as np
@@ -55,9 +56,13 @@ class BatchResult:
     inference_seconds: float = 0.0
 
 
-def _wall_clock_ms(value: Any) -> int:
-    # fastavro reads local-timestamp-millis as a naive datetime
-    return int((np.datetime64(value, "ms") - np.datetime64(0, "ms")).astype(np.int64))
+_EPOCH = datetime(1970, 1, 1)
+_MILLISECOND = timedelta(milliseconds=1)
+
+
+def _wall_clock_ms(value: datetime) -> int:
+    # fastavro reads local-timestamp-millis as a naive datetime; back to its milliseconds
+    return (value - _EPOCH) // _MILLISECOND
 
 
 def _check(record: dict[str, Any]) -> None:

@@ -10,11 +10,10 @@ blocks the scoring loop.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from rocksdict import AccessType, Rdict
+from rocksdict import AccessType, Rdict, WriteBatch
 
 from edml.errors import StorageError
 from services.metrics import Metrics
@@ -35,24 +34,28 @@ class LiveEvaluator:
         self.joined = 0
 
     def predicted(self, version: str, pairs: Iterable[tuple[str, float]]) -> None:
-        for trip_id, seconds in pairs:
-            key = trip_id.encode()
-            actual = self._db.get(_ACTUAL + key)
+        """A batch of predictions: one multi-get and one write batch, not a call per trip."""
+        pairs = list(pairs)
+        keys = [trip_id.encode() for trip_id, _ in pairs]
+        actuals = self._db.get([_ACTUAL + key for key in keys])
+        batch = WriteBatch()
+        for (_, seconds), key, actual in zip(pairs, keys, actuals, strict=True):
             if actual is not None:
-                self._complete(version, seconds, json.loads(actual)[0])
-                del self._db[_ACTUAL + key]
+                self._complete(version, seconds, float(actual))
+                batch.delete(_ACTUAL + key)
             else:
-                self._db[_PREDICTED + key] = json.dumps([version, seconds]).encode()
+                batch.put(_PREDICTED + key, f"{version}\t{seconds!r}".encode())
+        self._db.write(batch)
 
     def actual(self, trip_id: str, duration_s: float) -> None:
         key = trip_id.encode()
         predicted = self._db.get(_PREDICTED + key)
         if predicted is not None:
-            version, seconds = json.loads(predicted)
-            self._complete(version, seconds, duration_s)
+            version, seconds = predicted.decode().split("\t")
+            self._complete(version, float(seconds), duration_s)
             del self._db[_PREDICTED + key]
         else:
-            self._db[_ACTUAL + key] = json.dumps([duration_s]).encode()
+            self._db[_ACTUAL + key] = repr(duration_s).encode()
 
     def _complete(self, version: str, predicted_s: float, actual_s: float) -> None:
         self._metrics.live_abs_error_minutes.labels(version).observe(
