@@ -44,6 +44,8 @@ class Outcome:
     value: bytes
     stage: str = ""  # for dead letters: where it failed
     kind: str = ""  # for dead letters: the error type
+    source: str = ""  # for dead letters: topic[partition]@offset
+    reason: str = ""  # for dead letters: the error message
 
 
 @dataclass
@@ -94,7 +96,9 @@ def score_batch(messages: Sequence[Message], predictor: Predictor, model_name: s
     def dead(msg: Message, stage: str, exc: Exception) -> None:
         model = (model_name, model_version) if stage == "predict" else (None, None)
         letter = dead_letter(codec, msg, stage, exc, now_ms, *model)
-        result.dead_letters.append(Outcome(msg.key(), letter, stage, type(exc).__name__))
+        result.dead_letters.append(Outcome(
+            msg.key(), letter, stage, type(exc).__name__,
+            f"{msg.topic()}[{msg.partition()}]@{msg.offset()}", str(exc)[:200]))
 
     for msg in messages:
         try:

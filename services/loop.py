@@ -160,6 +160,8 @@ class ScoringLoop:
             writer.produce(topics.dead_letters, key=out.key, value=out.value,
                            on_delivery=self._delivered)
             self._metrics.dead_letters.labels(out.stage, out.kind).inc()
+            event(log, "record.dead_lettered", logging.WARNING, source=out.source,
+                  key=out.key, stage=out.stage, error_kind=out.kind, error=out.reason)
         writer.poll(0)
         m = self._metrics
         m.records_in.inc(len(records))
@@ -183,5 +185,8 @@ class ScoringLoop:
                                                  int(now * 1000)),
                                on_delivery=self._delivered)
                 self._metrics.dead_letters.labels("decode", type(exc).__name__).inc()
+                event(log, "record.dead_lettered", logging.WARNING,
+                      source=f"{msg.topic()}[{msg.partition()}]@{msg.offset()}", key=msg.key(),
+                      stage="decode", error_kind=type(exc).__name__, error=str(exc)[:200])
                 continue
             self._evaluator.actual(done.trip_id, done.duration_seconds)
