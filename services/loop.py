@@ -107,6 +107,9 @@ class ScoringLoop:
             "fetch.wait.max.ms": max(1, int(s.batch_wait_s * 1000)),
         })
         writer = producer(s.kafka, **{"linger.ms": 1})
+        for topic in (s.topics.predictions, s.topics.dead_letters):
+            # learn the output topics' leaders now, not while the first batch waits
+            writer.list_topics(topic, timeout=s.kafka.request_timeout_s)
         topics = [s.topics.records] + ([s.topics.actuals] if s.evaluate else [])
         reader.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
         self.subscribed.set()
