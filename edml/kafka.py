@@ -89,6 +89,7 @@ def consumer(kafka: KafkaSettings, group_id: str | None = None, **overrides: Any
         "auto.offset.reset": "earliest",
         "session.timeout.ms": kafka.session_timeout_ms,
         "heartbeat.interval.ms": kafka.heartbeat_interval_ms,
+        "max.poll.interval.ms": kafka.max_poll_interval_ms,
         "enable.partition.eof": True,
     }
     return Consumer(config | overrides)

@@ -12,6 +12,7 @@ nothing reads the environment at import time. Defaults run the embedded stack on
 | EDML_KAFKA_SSL_CA_LOCATION | (none) | CA bundle for TLS |
 | EDML_KAFKA_SESSION_TIMEOUT_MS | 10000 | consumer session; a join is held ~half of it |
 | EDML_KAFKA_HEARTBEAT_INTERVAL_MS | 1000 | consumer heartbeat |
+| EDML_KAFKA_MAX_POLL_INTERVAL_MS | 60000 | also bounds a rebalance waiting on a dead member |
 | EDML_KAFKA_REQUEST_TIMEOUT_S | 15 | seconds before a broker counts as unreachable |
 | EDML_SCHEMA_REGISTRY_URL | (none) | Confluent registry; unset: single-object encoding |
 | EDML_TOPIC_RECORDS ... | edml.trip-requests ... | topic names, see ``TopicSettings`` |
@@ -50,6 +51,8 @@ class KafkaSettings(BaseSettings):
     # milliseconds; the broker holds a group join for about half the session timeout
     session_timeout_ms: int = Field(default=10_000, ge=1_000)
     heartbeat_interval_ms: int = Field(default=1_000, ge=100)
+    # milliseconds; also the rebalance timeout a group waits for a member that went silent
+    max_poll_interval_ms: int = Field(default=60_000, ge=5_000)
     # seconds a command waits for the broker before it calls it unreachable
     request_timeout_s: float = Field(default=15.0, gt=0)
 

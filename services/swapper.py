@@ -30,7 +30,6 @@ class ModelSwapper:
         self._changed = threading.Condition()
         self._stop = False
         self._thread = threading.Thread(target=self._run, name="model-swapper", daemon=True)
-        self.refused: list[tuple[str, str]] = []  # (version, error kind), newest last
 
     def start(self) -> None:
         self._thread.start()
@@ -82,7 +81,6 @@ class ModelSwapper:
 
     def _refuse(self, metadata: ModelMetadata, exc: EdmlError) -> None:
         kind = type(exc).__name__
-        self.refused.append((metadata.version, kind))
         self._metrics.model_load_failures.labels(metadata.version, kind).inc()
         current = self._slot.current
         event(log, "model.refused", logging.ERROR, model=metadata.name,

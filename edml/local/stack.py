@@ -100,7 +100,7 @@ class LocalStack:
             # half of a 45 s default.
             self._kafka = KafkaSettings(
                 bootstrap=bootstrap, session_timeout_ms=3_000, heartbeat_interval_ms=500,
-                request_timeout_s=10.0,
+                max_poll_interval_ms=10_000, request_timeout_s=10.0,
             )
         self.bootstrap = self._kafka.bootstrap
         kafka = self._kafka
@@ -164,6 +164,7 @@ class LocalStack:
             "EDML_KAFKA_BOOTSTRAP": kafka.bootstrap,
             "EDML_KAFKA_SESSION_TIMEOUT_MS": str(kafka.session_timeout_ms),
             "EDML_KAFKA_HEARTBEAT_INTERVAL_MS": str(kafka.heartbeat_interval_ms),
+            "EDML_KAFKA_MAX_POLL_INTERVAL_MS": str(kafka.max_poll_interval_ms),
             "EDML_STORAGE_URI": self.storage_uri,
         }
         if self.storage_endpoint:

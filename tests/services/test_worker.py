@@ -6,6 +6,7 @@ import dataclasses
 import signal
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -43,9 +44,10 @@ class Workers:
     def __init__(self, kafka: KafkaSettings, topics: TopicSettings, gcs: StorageSettings,
                  root: Path) -> None:
         self._args, self._root, self.started = (kafka, topics, gcs), root, []  # type: ignore[var-annotated]
+        self._group = f"scoring-{uuid.uuid4().hex[:8]}"  # this test's own consumer group
 
     def make(self, name: str) -> Worker:
-        worker = Worker(*self._args, self._root / name)
+        worker = Worker(*self._args, self._root / name, self._group)
         self.started.append(worker)
         return worker
 
@@ -59,6 +61,15 @@ def workers(kafka: KafkaSettings, topics: TopicSettings, gcs: StorageSettings,
         worker.stop()
 
 
+def _serving(model: Path, publisher: PublisherSettings, workers: Workers, version: str
+             ) -> Worker:
+    """Publish ``version`` and start a worker that serves it."""
+    publish(model, "trips", publisher, version=version)
+    worker = workers.make("w1").start()
+    worker.wait_ready(version)
+    return worker
+
+
 def _all_outcomes(kafka: KafkaSettings, topics: TopicSettings, expected: int) -> None:
     wait_for(lambda: len(read_outputs(kafka, topics).outcome_counts()) >= expected, 60,
              f"{expected} outcomes")
@@ -68,9 +79,7 @@ def test_every_request_gets_exactly_one_prediction_or_dead_letter(
     quick_model: Path, publisher: PublisherSettings, workers: Workers,
     kafka: KafkaSettings, topics: TopicSettings,
 ) -> None:
-    publish(quick_model, "trips", publisher, version="v1")
-    worker = workers.make("w1").start()
-    worker.wait_ready("v1")
+    worker = _serving(quick_model, publisher, workers, "v1")
     requests = real_requests(3000)
     send(kafka, topics.records, requests, garbage=7)
 
@@ -90,9 +99,7 @@ def test_actual_durations_join_the_predictions_per_model_version(
     quick_model: Path, publisher: PublisherSettings, workers: Workers,
     kafka: KafkaSettings, topics: TopicSettings,
 ) -> None:
-    publish(quick_model, "trips", publisher, version="v1")
-    worker = workers.make("w1").start()
-    worker.wait_ready("v1")
+    worker = _serving(quick_model, publisher, workers, "v1")
     trips = real_trips(500)
     send(kafka, topics.actuals, [done for _, done in trips[:100]])  # some actuals first
     send(kafka, topics.records, [request for request, _ in trips])
@@ -126,9 +133,7 @@ def test_v2_published_under_load_takes_over_with_no_record_lost(
     quick_model: Path, publisher: PublisherSettings, workers: Workers,
     kafka: KafkaSettings, topics: TopicSettings,
 ) -> None:
-    publish(quick_model, "trips", publisher, version="v1")
-    worker = workers.make("w1").start()
-    worker.wait_ready("v1")
+    worker = _serving(quick_model, publisher, workers, "v1")
     requests = real_requests(4000)
     sending = threading.Thread(target=_send_steadily, args=(kafka, topics, requests, 800))
     sending.start()
@@ -246,9 +251,7 @@ def test_a_worker_killed_mid_stream_loses_nothing_when_it_restarts(
     quick_model: Path, publisher: PublisherSettings, workers: Workers,
     kafka: KafkaSettings, topics: TopicSettings,
 ) -> None:
-    publish(quick_model, "trips", publisher, version="v1")
-    first = workers.make("w1").start()
-    first.wait_ready("v1")
+    first = _serving(quick_model, publisher, workers, "v1")
     requests = real_requests(6000)
     sending = threading.Thread(target=_send_steadily, args=(kafka, topics, requests, 2000))
     sending.start()

@@ -93,7 +93,7 @@ class Worker:
     """One ``edml serve`` process with its own data directory and web port."""
 
     def __init__(self, kafka: KafkaSettings, topics: TopicSettings, storage: StorageSettings,
-                 data_dir: Path, model: str = "trips", group: str = "scoring") -> None:
+                 data_dir: Path, group: str, model: str = "trips") -> None:
         self.port = free_port()
         self.data_dir = data_dir
         self.log_path = data_dir.parent / f"{data_dir.name}.log"
@@ -103,6 +103,7 @@ class Worker:
             "EDML_KAFKA_BOOTSTRAP": kafka.bootstrap,
             "EDML_KAFKA_SESSION_TIMEOUT_MS": str(kafka.session_timeout_ms),
             "EDML_KAFKA_HEARTBEAT_INTERVAL_MS": str(kafka.heartbeat_interval_ms),
+            "EDML_KAFKA_MAX_POLL_INTERVAL_MS": str(kafka.max_poll_interval_ms),
             "EDML_STORAGE_URI": storage.uri, "EDML_STORAGE_ENDPOINT": storage.endpoint or "",
             "EDML_STORAGE_TIMEOUT_S": "5",
             "EDML_SCORING_MODEL_NAME": model, "EDML_SCORING_GROUP_ID": group,
