@@ -49,6 +49,7 @@ class ScoringLoop:
         self.error: BaseException | None = None
         self.subscribed = threading.Event()
         self._delivery_error: KafkaError | None = None
+        self._in_batch = False  # a batch is consumed but not yet fully produced
         self.assigned: list[TopicPartition] = []
 
     def start(self) -> None:
@@ -90,8 +91,11 @@ class ScoringLoop:
                                                    for p in partitions])
 
     def _on_revoke(self, consumer_: Any, partitions: list[TopicPartition]) -> None:
-        # Every consumed batch is fully processed before the next consume(), so the
-        # positions are exactly what is done: commit them before giving the partitions up.
+        # Between batches the positions are exactly what is done: commit them before giving
+        # the partitions up. Not after a failed batch (close() revokes too): it is redone.
+        if self._in_batch:
+            self.assigned = []
+            return
         try:
             consumer_.commit(asynchronous=False)
         except Exception as exc:
@@ -118,14 +122,20 @@ class ScoringLoop:
             while not self._stop.is_set():
                 messages = reader.consume(s.batch_size, s.batch_wait_s)
                 if messages:
+                    self._in_batch = True
                     self._process(messages, writer)
+                    self._in_batch = False
                     reader.commit(asynchronous=True)
-        finally:
-            try:
-                reader.commit(asynchronous=False)
-            except Exception as exc:
-                event(log, "scoring.final_commit_skipped", error=str(exc))
+        except BaseException:
+            # The batch in hand failed: its offsets must not be committed, so that the
+            # restarted worker processes it again. Leave without committing.
             reader.close()
+            raise
+        try:
+            reader.commit(asynchronous=False)  # a clean stop: everything consumed is done
+        except Exception as exc:
+            event(log, "scoring.final_commit_skipped", error=str(exc))
+        reader.close()
 
     def _process(self, messages: list[Message], writer: Any) -> None:
         records, actuals = [], []

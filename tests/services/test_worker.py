@@ -269,3 +269,45 @@ def test_a_worker_killed_mid_stream_loses_nothing_when_it_restarts(
     # the batches in flight when the process died
     print(f"duplicates after SIGKILL: {duplicates} of {len(requests)}")
     assert duplicates <= 3000
+
+
+def _model_failing_on_big_batches(tmp_path: Path) -> Path:
+    """A model that passes the smoke test and warm-up (5 trips) but fails on any batch of
+    more than 5: an unexpected failure in the middle of serving."""
+    import tensorflow as tf
+
+    specs = [tf.TensorSpec([None], tf.int64, name=name) for name in (
+        "pickup_datetime", "pickup_zone_id", "dropoff_zone_id", "passenger_count")]
+
+    @tf.function(input_signature=specs)
+    def serve(pickup_datetime: tf.Tensor, pickup_zone_id: tf.Tensor,
+              dropoff_zone_id: tf.Tensor, passenger_count: tf.Tensor) -> dict[str, tf.Tensor]:
+        tf.debugging.assert_less(tf.size(pickup_zone_id), 6, message="batch too big")
+        return {"duration_seconds": tf.cast(pickup_zone_id, tf.float32) * 0.0 + 600.0}
+
+    path = tmp_path / "fragile"
+    tf.saved_model.save(tf.Module(), str(path), signatures={"serving_default": serve})
+    return path
+
+
+def test_an_unexpected_failure_stops_the_worker_and_a_restart_resumes_from_the_commit(
+    quick_model: Path, publisher: PublisherSettings, workers: Workers,
+    kafka: KafkaSettings, topics: TopicSettings, tmp_path: Path,
+) -> None:
+    fragile = _serving(_model_failing_on_big_batches(tmp_path), publisher, workers, "v1")
+    requests = real_requests(300)
+    send(kafka, topics.records, requests)
+
+    assert fragile.process is not None
+    wait_for(lambda: fragile.process.poll() is not None, 60, "the worker to stop itself")  # type: ignore[union-attr]
+    assert fragile.process.returncode != 0
+    log = fragile.log_path.read_text(errors="replace")
+    assert "scoring.failed" in log and "batch too big" in log and "worker.crashing" in log
+    assert len(read_outputs(kafka, topics).outcome_counts()) < len(requests)
+
+    publish(quick_model, "trips", publisher, version="v2")
+    again = workers.make("w2").start()
+    again.wait_ready("v2")
+    _all_outcomes(kafka, topics, len(requests))
+    counts = read_outputs(kafka, topics).outcome_counts()
+    assert set(counts) == {r.trip_id for r in requests} and set(counts.values()) == {1}
