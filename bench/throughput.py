@@ -113,10 +113,14 @@ def _quix_python() -> Path | None:
     return python
 
 
-def _paced(kafka: KafkaSettings, topic: str, values: list[bytes], rate: int) -> None:
+def _paced(kafka: KafkaSettings, topic: str, values: list[bytes], rate: int,
+           warm_up_topic: str) -> None:
     prod = producer(kafka)
-    # the producer's own start (metadata, connection) must not count as the worker's latency
+    # The producer's own start must not count as the worker's latency: its metadata, and
+    # the idempotent producer's id, which it fetches before its first send.
     prod.list_topics(topic, timeout=10)
+    prod.produce(warm_up_topic, value=b"warm-up")
+    flush_or_raise(prod, 10)
     started = time.monotonic()
     for i, value in enumerate(values):
         prod.produce(topic, key=f"p{i}".encode(), value=value)
@@ -140,7 +144,8 @@ def _latency_and_swap(kafka: KafkaSettings, stack: LocalStack, model: Path, work
     try:
         wait_ready(port, proc)
         values = requests(seconds * rate)
-        sender = threading.Thread(target=_paced, args=(kafka, topics.records, values, rate))
+        sender = threading.Thread(target=_paced, args=(kafka, topics.records, values, rate,
+                                                       topics.dead_letters))
         sender.start()
         time.sleep(seconds / 2)
         publish(model, "bench", settings, version="latency-v2")
