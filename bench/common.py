@@ -3,6 +3,7 @@ measure a contender: from the predictions it wrote."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from edml.codec import Codec
-from edml.contracts import TripPrediction, TripRequest
+from edml.contracts import TripPrediction
 from edml.kafka import flush_or_raise, producer, read_partition
 from edml.settings import KafkaSettings
 
@@ -22,21 +23,17 @@ CODEC = Codec()
 def requests(n: int) -> list[bytes]:
     """``n`` encoded requests, cycled from real October 2019 trips (or everyday trips where
     the shared samples are absent), each with its own trip id."""
-    from trainer.data import clean, load_trips, parse_months
+    from services.replay import replay_trips
     from trainer.settings import default_data_dir
 
-    path = default_data_dir() / "yellow_tripdata_sample_2019-10.parquet"
-    if path.is_file():
-        trips, _ = clean(load_trips([str(path)], path.parent), parse_months("2019-10"))
-        base = [(row.pickup_datetime.to_pydatetime(), int(row.pickup_zone_id),
-                 int(row.dropoff_zone_id), int(row.passenger_count))
-                for row in trips.itertuples()]
+    if default_data_dir().is_dir():
+        base = [request for request, _ in replay_trips()]
     else:
         from edml.samples import smoke_requests
 
-        base = [(r.pickup_datetime, r.pickup_zone_id, r.dropoff_zone_id, r.passenger_count)
-                for r in smoke_requests()]
-    return [CODEC.encode(TripRequest(f"t{i}", *base[i % len(base)])) for i in range(n)]
+        base = smoke_requests()
+    return [CODEC.encode(dataclasses.replace(base[i % len(base)], trip_id=f"t{i}"))
+            for i in range(n)]
 
 
 def fill(kafka: KafkaSettings, topic: str, values: list[bytes]) -> None:

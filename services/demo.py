@@ -26,12 +26,12 @@ from rich.live import Live
 from rich.table import Table
 
 from edml.codec import Codec
-from edml.contracts import TripCompleted, TripPrediction, TripRequest
-from edml.errors import DataError
+from edml.contracts import TripCompleted, TripPrediction
 from edml.kafka import consumer, producer
 from edml.local import LocalStack, StackSettings
 from edml.local.processes import free_port
 from services.probe import wait_ready
+from services.replay import replay_trips
 
 __all__ = ["run"]
 
@@ -57,25 +57,6 @@ class _Stats:
             return 0.0
         (t0, n0), (t1, n1) = self.recent[0], self.recent[-1]
         return (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0
-
-
-def _trips(data: list[str], n: int) -> list[tuple[TripRequest, TripCompleted]]:
-    from trainer.data import clean, load_trips, parse_months, resolve_sources
-    from trainer.settings import default_data_dir
-
-    months = parse_months("2009-01..2035-12")  # whatever the files hold
-    specs = data or [str(default_data_dir() / "yellow_tripdata_sample_2019-10.parquet")]
-    sources = resolve_sources(specs, months)
-    if not sources:
-        raise DataError("no trips to replay: pass --data")
-    trips, _ = clean(load_trips(sources, Path(".edml/tlc-cache")), months)
-    trips = trips[trips["month"] == trips["month"].max()]  # the latest month: unseen
-    trips = trips.sample(frac=1.0, random_state=1).iloc[:n]
-    return [(TripRequest(f"demo-{i}", r.pickup_datetime.to_pydatetime(), int(r.pickup_zone_id),
-                         int(r.dropoff_zone_id), int(r.passenger_count)),
-             TripCompleted(f"demo-{i}", r.dropoff_datetime.to_pydatetime(),
-                           float(r.duration_seconds)))
-            for i, r in enumerate(trips.itertuples())]
 
 
 def _models(console: Console, data: list[str], home: Path) -> tuple[Path, Path]:
@@ -121,7 +102,7 @@ def run(seconds: float = 40.0, rate: int = 200, data: list[str] | None = None,
     logging.getLogger().setLevel(logging.WARNING)  # the live view tells the story
     home = Path(".edml/demo")
     v1_dir, v2_dir = _models(console, data, home)
-    trips = _trips(data, int(seconds * rate) + rate)
+    trips = replay_trips(int(seconds * rate) + rate, "demo", data, shuffle_seed=1)
     actual = {done.trip_id: done.duration_seconds for _, done in trips}
     stats = _Stats()
     with console.status("starting the local stack ..."):

@@ -30,4 +30,4 @@ def test_an_unreachable_broker_prints_the_error_and_exits_non_zero() -> None:
     assert result.returncode == 1
     assert any(line.startswith("BrokerError: cannot create topic")
                for line in result.stderr.splitlines()), result.stderr
-    assert time.monotonic() - started < 60
+    assert time.monotonic() - started < 30  # a bound on hanging (the command has 2 s)

@@ -22,22 +22,14 @@ from edml.kafka import flush_or_raise, producer, read_partition
 from edml.local.processes import free_port
 from edml.settings import KafkaSettings, StorageSettings, TopicSettings
 from services.probe import readiness, wait_ready
-from trainer.data import clean, load_trips, parse_months
-from trainer.settings import default_data_dir
+from services.replay import replay_trips
 
 CODEC = Codec()
 
 
 def real_trips(n: int, prefix: str = "trip") -> list[tuple[TripRequest, TripCompleted]]:
     """Requests, and what actually happened, from real TLC trips of October 2019."""
-    path = default_data_dir() / "yellow_tripdata_sample_2019-10.parquet"
-    trips, _ = clean(load_trips([str(path)], path.parent), parse_months("2019-10"))
-    return [(TripRequest(f"{prefix}-{i}", row.pickup_datetime.to_pydatetime(),
-                         int(row.pickup_zone_id), int(row.dropoff_zone_id),
-                         int(row.passenger_count)),
-             TripCompleted(f"{prefix}-{i}", row.dropoff_datetime.to_pydatetime(),
-                           float(row.duration_seconds)))
-            for i, row in enumerate(trips.iloc[:n].itertuples())]
+    return replay_trips(n, prefix)
 
 
 def real_requests(n: int, prefix: str = "trip") -> list[TripRequest]:
