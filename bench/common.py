@@ -21,17 +21,11 @@ CODEC = Codec()
 
 
 def requests(n: int) -> list[bytes]:
-    """``n`` encoded requests, cycled from real October 2019 trips (or everyday trips where
-    the shared samples are absent), each with its own trip id."""
+    """``n`` encoded requests, cycled from real October 2019 trips, each with its own trip
+    id."""
     from services.replay import replay_trips
-    from trainer.settings import default_data_dir
 
-    if default_data_dir().is_dir():
-        base = [request for request, _ in replay_trips()]
-    else:
-        from edml.samples import smoke_requests
-
-        base = smoke_requests()
+    base = [request for request, _ in replay_trips()]
     return [CODEC.encode(dataclasses.replace(base[i % len(base)], trip_id=f"t{i}"))
             for i in range(n)]
 

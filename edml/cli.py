@@ -15,8 +15,11 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from edml.errors import EdmlError
+from pydantic import ValidationError
+
+from edml.errors import ConfigError, EdmlError
 from edml.logs import configure
+from edml.settings import config_error
 
 __all__ = ["main"]
 
@@ -49,10 +52,12 @@ def _stack(args: argparse.Namespace) -> int:
 
 
 def _topics(args: argparse.Namespace) -> int:
-    from edml.kafka import ensure_topics, topic_specs
+    from edml.kafka import ensure_topics, require_broker, topic_specs
     from edml.settings import KafkaSettings, TopicSettings
 
-    created = ensure_topics(KafkaSettings(), topic_specs(TopicSettings()))
+    kafka, topics = KafkaSettings(), TopicSettings()
+    require_broker(kafka)
+    created = ensure_topics(kafka, topic_specs(topics))
     print("created: " + (", ".join(created) or "none (all exist)"))
     return 0
 
@@ -89,6 +94,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     try:
         return handler(args)
+    except (ConfigError, ValidationError) as exc:
+        # a setting that cannot work: one line, and the exit code of a usage error
+        error = config_error(exc) if isinstance(exc, ValidationError) else exc
+        print(f"ConfigError: {error}", file=sys.stderr)
+        return 2
     except EdmlError as exc:
         print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

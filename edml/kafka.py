@@ -9,6 +9,8 @@ since processing is at-least-once.
 from __future__ import annotations
 
 import logging
+import re
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -22,7 +24,11 @@ from confluent_kafka import (
     Producer,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    AdminClient,
+    ClusterMetadata,
+    NewTopic,
+)
 
 from edml.errors import BrokerError
 from edml.settings import KafkaSettings, TopicSettings
@@ -35,11 +41,37 @@ __all__ = [
     "flush_or_raise",
     "producer",
     "read_partition",
+    "require_broker",
     "topic_specs",
 ]
 
 
+class _OncePerWindow(logging.Filter):
+    """librdkafka repeats a connection failure every reconnect backoff (~50 ms): pass the
+    first of each kind, then the same kind at most once per ``window_s``."""
+
+    _VARYING = re.compile(r"\d+ms|\d+ identical error\(s\) suppressed|\[thrd:[^]]*\]")
+
+    def __init__(self, window_s: float = 60.0, clock: Any = time.monotonic) -> None:
+        super().__init__()
+        self.window_s, self.clock = window_s, clock
+        self._last: dict[str, float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        kind = self._VARYING.sub("", record.getMessage())
+        now = self.clock()
+        if now - self._last.get(kind, -self.window_s) < self.window_s:
+            return False
+        self._last[kind] = now
+        return True
+
+
 _LIBRDKAFKA_LOG = logging.getLogger("librdkafka")
+_LIBRDKAFKA_LOG.addFilter(_OncePerWindow())
+# a client whose failures the caller turns into one clear error of its own
+_SILENT_LOG = logging.getLogger("librdkafka.preflight")
+_SILENT_LOG.propagate = False
+_SILENT_LOG.addHandler(logging.NullHandler())
 
 
 def client_config(kafka: KafkaSettings) -> dict[str, Any]:
@@ -97,6 +129,22 @@ def consumer(kafka: KafkaSettings, group_id: str | None = None, **overrides: Any
 
 def admin(kafka: KafkaSettings) -> AdminClient:
     return AdminClient(client_config(kafka))
+
+
+def require_broker(kafka: KafkaSettings, topic: str | None = None) -> ClusterMetadata:
+    """The cluster's metadata (of ``topic`` alone, if given), or one BrokerError naming the
+    bootstrap address: the first thing a command does, so an unreachable broker is one
+    line instead of a client error every 50 ms."""
+    errors: list[KafkaError] = []
+    client = AdminClient(client_config(kafka) | {"logger": _SILENT_LOG,
+                                                  "error_cb": errors.append})
+    try:
+        return client.list_topics(topic, timeout=kafka.request_timeout_s)
+    except KafkaException as exc:
+        reason = (errors[-1] if errors else exc.args[0]).str()
+        raise BrokerError(
+            f"cannot reach the Kafka broker at {kafka.bootstrap} (EDML_KAFKA_BOOTSTRAP) "
+            f"within {kafka.request_timeout_s:g} s: {reason}") from exc
 
 
 def topic_specs(topics: TopicSettings) -> list[NewTopic]:

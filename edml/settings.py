@@ -27,15 +27,39 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from edml.errors import ConfigError
 
 __all__ = [
     "KafkaSettings",
     "RegistrySettings",
     "StorageSettings",
     "TopicSettings",
+    "config_error",
 ]
+
+
+def _settings_classes(root: type[BaseSettings] = BaseSettings) -> dict[str, type[BaseSettings]]:
+    found: dict[str, type[BaseSettings]] = {}
+    for cls in root.__subclasses__():
+        found[cls.__name__] = cls
+        found |= _settings_classes(cls)
+    return found
+
+
+def config_error(exc: ValidationError) -> ConfigError:
+    """One line naming each bad setting by its environment variable, with pydantic's reason:
+    ``EDML_TOPIC_PARTITIONS=0: Input should be greater than or equal to 1``."""
+    settings = _settings_classes().get(exc.title)
+    prefix = str(settings.model_config.get("env_prefix", "")) if settings else ""
+    problems = []
+    for error in exc.errors(include_url=False):
+        name = prefix + "__".join(str(part) for part in error["loc"]).upper()
+        value = f"={error['input']!r}" if error["type"] != "missing" else ""
+        problems.append(f"{name}{value}: {error['msg']}")
+    return ConfigError("; ".join(problems))
 
 
 class KafkaSettings(BaseSettings):

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import Any
+
+from edml.quiet import quiet_tensorflow
 
 __all__ = ["register"]
 
 
 def _settings() -> Any:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow start-up chatter
+    quiet_tensorflow()
     from model_publisher.settings import PublisherSettings
 
     return PublisherSettings()

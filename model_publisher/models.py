@@ -8,6 +8,7 @@ from pathlib import Path
 from edml.artifacts import checksum_of
 from edml.codec import Codec
 from edml.errors import ArtifactError, ModelError
+from edml.kafka import require_broker
 from edml.logs import event, get_logger
 from edml.model_log import ModelEntry, latest_per_name, read_model_log
 from edml.storage import open_store
@@ -20,6 +21,7 @@ log = get_logger(__name__)
 
 
 def _log(settings: PublisherSettings) -> list[ModelEntry]:
+    require_broker(settings.kafka, settings.topics.models)
     return read_model_log(settings.kafka, settings.topics.models,
                           Codec.from_settings(settings.registry))
 

@@ -15,13 +15,11 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import KafkaException
-
 from edml.artifacts import artifact_uri, checksum_of, validate_name
 from edml.codec import Codec
 from edml.contracts import DataWindow, ModelKey, ModelMetadata
 from edml.errors import BrokerError, ModelError
-from edml.kafka import admin, flush_or_raise, producer
+from edml.kafka import flush_or_raise, producer, require_broker
 from edml.logs import event, get_logger
 from edml.samples import smoke_requests
 from edml.savedmodel import load_savedmodel, request_columns
@@ -67,12 +65,7 @@ def _smoke_test(model_dir: Path) -> Any:
 
 def _preflight_broker(settings: PublisherSettings) -> None:
     """The model topic must exist and answer before anything is uploaded."""
-    try:
-        topics = admin(settings.kafka).list_topics(
-            settings.topics.models, timeout=settings.kafka.request_timeout_s).topics
-    except KafkaException as exc:
-        raise BrokerError(f"broker {settings.kafka.bootstrap} unreachable: "
-                          f"{exc.args[0].str()}") from exc
+    topics = require_broker(settings.kafka, settings.topics.models).topics
     topic = topics.get(settings.topics.models)
     if topic is None or topic.error is not None:
         raise BrokerError(f"model topic {settings.topics.models} is not available at "
@@ -102,11 +95,11 @@ def publish(model_dir: Path, name: str, settings: PublisherSettings, version: st
     validate_name("model name", name)
     commit = git_commit(settings.git_commit)
     version = validate_name("version", version or make_version(commit, now))
+    _preflight_broker(settings)  # first: seconds cheaper than loading the model
     model = _smoke_test(model_dir)
     training = read_training_metadata(model_dir)
     checksum = checksum_of(model_dir)
 
-    _preflight_broker(settings)
     base = storage_uri or settings.storage.uri
     uri = artifact_uri(base, name, version)
     store = open_store(settings.storage, uri)

@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from edml.quiet import quiet_tensorflow
+
 __all__ = ["register"]
 
 
@@ -14,6 +16,7 @@ def _serve(args: argparse.Namespace) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow start-up chatter
     import faust
 
+    from edml.kafka import require_broker
     from edml.logs import dict_config
     from services.app import create_app
     from services.settings import ScoringSettings
@@ -21,7 +24,9 @@ def _serve(args: argparse.Namespace) -> int:
     given = {k: v for k, v in (("web_port", args.web_port), ("web_host", args.web_host),
                                ("data_dir", args.data_dir), ("model_name", args.model))
              if v is not None}
-    app = create_app(ScoringSettings(**given))
+    settings = ScoringSettings(**given)
+    require_broker(settings.kafka)  # one clear line, not a faust traceback
+    app = create_app(settings)
     worker = faust.Worker(app, loglevel=args.log_level,
                           logging_config=dict_config(args.log_level, args.log_json))
     worker.execute_from_commandline()  # returns only by exiting the process
@@ -29,7 +34,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet_tensorflow()
     from services.demo import run
 
     return run(seconds=args.seconds, rate=args.rate, data=args.data, storage=args.storage)

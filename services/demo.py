@@ -24,12 +24,14 @@ from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from edml.codec import Codec
 from edml.contracts import TripCompleted, TripPrediction
 from edml.kafka import consumer, producer
 from edml.local import LocalStack, StackSettings
 from edml.local.processes import free_port
+from edml.trip_data import default_trip_data
 from services.probe import wait_ready
 from services.replay import replay_trips
 
@@ -38,6 +40,7 @@ __all__ = ["run"]
 MODEL = "trip-duration"
 _ACTUAL_DELAY_S = 2.0  # the demo's stand-in for "the trip ends": actuals follow requests
 _VIEW_EVERY_S = 0.1  # seconds between refreshes of the live view
+_VIEW_WIDTH = 80  # columns; the last view stays on screen and must not wrap
 
 
 @dataclass
@@ -75,6 +78,7 @@ def _models(console: Console, data: list[str], home: Path) -> tuple[Path, Path]:
 
 
 def _view(stats: _Stats, seconds: float) -> Group:
+    """The live view; it stays on screen at the end, so it fits 80 columns."""
     table = Table(title=f"edml demo: {stats.sent:,} requests sent, "
                         f"{time.monotonic() - stats.started:,.0f} of {seconds:.0f} s",
                   show_header=False, min_width=60)
@@ -82,14 +86,15 @@ def _view(stats: _Stats, seconds: float) -> Group:
     table.add_row("predictions", f"{stats.predicted:,}  ({stats.rate():,.0f}/s)")
     if stats.latencies_ms:
         lat = np.array(stats.latencies_ms)
-        table.add_row("latency p50 / p99 (last 2,000)",
-                      f"{np.percentile(lat, 50):,.0f} / {np.percentile(lat, 99):,.0f} ms")
+        table.add_row("latency p50 / p99",
+                      f"{np.percentile(lat, 50):,.0f} / {np.percentile(lat, 99):,.0f} ms "
+                      "(last 2,000)")
     for version, errors in stats.errors_min.items():
-        table.add_row(f"MAE {version}", f"{np.mean(errors):.2f} min over {len(errors):,} trips "
-                                        f"({stats.by_version[version]:,} predictions)")
-    log = Table(show_header=False, box=None)
+        table.add_row(f"MAE {version}", f"{np.mean(errors):.2f} min over {len(errors):,} "
+                                        f"trips of {stats.by_version[version]:,}")
+    log = Table(show_header=False, box=None, padding=0, width=_VIEW_WIDTH)
     for line in stats.events[-6:]:
-        log.add_row(line)
+        log.add_row(Text(line, overflow="ellipsis", no_wrap=True))
     return Group(table, log)
 
 
@@ -101,6 +106,8 @@ def run(seconds: float = 40.0, rate: int = 200, data: list[str] | None = None,
     console, codec, data = Console(), Codec(), data or []
     logging.getLogger().setLevel(logging.WARNING)  # the live view tells the story
     home = Path(".edml/demo")
+    if not data:
+        console.print(f"data: {default_trip_data().label}")
     v1_dir, v2_dir = _models(console, data, home)
     trips = replay_trips(int(seconds * rate) + rate, "demo", data, shuffle_seed=1)
     actual = {done.trip_id: done.duration_seconds for _, done in trips}
@@ -125,8 +132,8 @@ def run(seconds: float = 40.0, rate: int = 200, data: list[str] | None = None,
                                       stdout=log, stderr=subprocess.STDOUT)
         with console.status("waiting for the scoring worker to load v1 ..."):
             wait_ready(port, worker)
-        stats.events.append(f"scoring worker ready (log {log_path}, "
-                            f"metrics http://127.0.0.1:{port}/metrics)")
+        stats.events.append(f"scoring worker ready, log {log_path}")
+        stats.events.append(f"metrics http://127.0.0.1:{port}/metrics")
         reader = consumer(kafka, **{"enable.partition.eof": False})
         reader.assign([TopicPartition(topics.predictions, p, OFFSET_BEGINNING)
                        for p in range(topics.partitions)])
@@ -164,8 +171,7 @@ def run(seconds: float = 40.0, rate: int = 200, data: list[str] | None = None,
                 _drain(reader, codec, stats, actual, time.monotonic() - started)
                 live.update(_view(stats, seconds))
         reader.close()
-        console.print(f"\n{stats.predicted:,} of {stats.sent:,} requests predicted; versions "
-                      + ", ".join(f"{v}: {n:,}" for v, n in stats.by_version.items()))
+        console.print(f"\n{stats.predicted:,} of {stats.sent:,} requests predicted")
     except KeyboardInterrupt:
         console.print("interrupted: stopping")
     finally:

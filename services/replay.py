@@ -8,6 +8,7 @@ from pathlib import Path
 
 from edml.contracts import TripCompleted, TripRequest
 from edml.errors import DataError
+from edml.trip_data import default_trip_data
 
 __all__ = ["replay_trips"]
 
@@ -16,13 +17,13 @@ _ANY_MONTH = "2009-01..2035-12"  # the window of the replay is whatever the file
 
 def replay_trips(n: int | None = None, prefix: str = "trip", sources: Sequence[str] = (),
                  shuffle_seed: int | None = None) -> list[tuple[TripRequest, TripCompleted]]:
-    """Up to ``n`` cleaned trips of the latest month in ``sources`` (default: the shared
-    October 2019 sample), in pickup order unless shuffled, with ids ``<prefix>-<i>``."""
+    """Up to ``n`` cleaned trips of the latest month in ``sources`` (default: October 2019,
+    from the shared samples or the project's own), in pickup order unless shuffled, with ids
+    ``<prefix>-<i>``."""
     from trainer.data import clean, load_trips, parse_months, resolve_sources
-    from trainer.settings import default_data_dir
 
     months = parse_months(_ANY_MONTH)
-    specs = list(sources) or [str(default_data_dir() / "yellow_tripdata_sample_2019-10.parquet")]
+    specs = list(sources) or [str(default_trip_data().month("2019-10"))]
     resolved = resolve_sources(specs, months)
     if not resolved:
         raise DataError("no trips to replay: pass trip files")

@@ -36,5 +36,5 @@ class ScoringSettings(BaseSettings):
     # seconds a prediction waits for its trip's actual duration (the join store's TTL)
     evaluation_horizon_s: float = Field(default=4 * 3600, gt=0)
     web_host: str = "0.0.0.0"
-    web_port: int = 6066
+    web_port: int = Field(default=6066, ge=1, le=65_535)
     worker_id: str = Field(default_factory=socket.gethostname)  # names this worker in events

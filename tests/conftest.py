@@ -65,12 +65,10 @@ def topics(kafka: KafkaSettings) -> TopicSettings:
 
 @pytest.fixture(scope="session")
 def quick_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real SavedModel from quick training on the shared samples, trained once."""
+    """A real SavedModel from quick training on real trips, trained once."""
     from trainer.pipeline import train
-    from trainer.settings import TrainSettings, default_data_dir
+    from trainer.settings import TrainSettings
 
-    if not default_data_dir().is_dir():
-        pytest.skip("the shared TLC samples are needed to train a model")
     out = tmp_path_factory.mktemp("quick-model")
     return train(TrainSettings(quick=True, quick_rows=3000, out=out)).model_dir
 

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import Any
+
+from edml.quiet import quiet_tensorflow
 
 __all__ = ["register"]
 
 
 def _run(args: argparse.Namespace) -> int:
-    # TensorFlow's C++ start-up chatter is not for people; its warnings and errors still show
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet_tensorflow()
     from trainer.pipeline import train
     from trainer.settings import TrainSettings
 
@@ -36,13 +36,16 @@ def register(sub: Any) -> None:
     )
     parser.add_argument(
         "--data", action="append", metavar="SOURCE",
-        help="trip files, repeatable: a path, a glob ('trips/*.parquet'), an http(s) URL, or "
-        "tlc:YYYY-MM..YYYY-MM for the TLC's published monthly yellow-taxi files (downloaded "
-        "once into --cache-dir). Parquet or CSV with the TLC's column names. Default: the "
-        "shared samples in ../shared/data/nyc-taxi, where present")
+        help="trip files, repeatable: a path, a folder of trip files, a glob "
+        "('trips/*.parquet'), an http(s) URL, or tlc:YYYY-MM..YYYY-MM for the TLC's "
+        "published monthly yellow-taxi files (downloaded once into --cache-dir). Parquet or "
+        "CSV with the TLC's column names. Default: the shared samples in "
+        "../shared/data/nyc-taxi where present, else the sample of real trips shipped with "
+        "edml")
     parser.add_argument("--zones", type=Path,
                         help="zone table: taxi_zone_centroids.csv, or the TLC zone polygons as "
-                        "GeoJSON (.geojson or .geojson.gz). Default: the shared zone table")
+                        "GeoJSON (.geojson or .geojson.gz). Default: the zone table beside "
+                        "the default trips")
     parser.add_argument("--months", help="first..last pickup month to use (default "
                         "2018-01..2019-10; later months bring the 2020 drift)")
     parser.add_argument("--validation-months", type=int,

@@ -27,6 +27,7 @@ _RENAMES = {
     "tpep_pickup_datetime": "pickup_datetime", "tpep_dropoff_datetime": "dropoff_datetime",
     "lpep_pickup_datetime": "pickup_datetime", "lpep_dropoff_datetime": "dropoff_datetime",
 }
+TRIP_FILE_SUFFIXES = (".parquet", ".csv", ".csv.gz")
 _MONTH_IN_NAME = re.compile(r"(\d{4})-(\d{2})")
 MIN_DURATION_S, MAX_DURATION_S = 60, 3 * 3600
 KNOWN_ZONES = range(1, 264)  # 264 and 265 are the TLC's "unknown" zones
@@ -47,13 +48,22 @@ def parse_months(spec: str) -> list[pd.Period]:
 
 
 def resolve_sources(specs: Iterable[str], months: list[pd.Period]) -> list[str]:
-    """Paths, globs and URLs; ``tlc:`` expands to the TLC's monthly file URLs."""
+    """Paths, folders, globs and URLs; ``tlc:`` expands to the TLC's monthly file URLs, a
+    folder to the trip files in it."""
     sources: list[str] = []
     for spec in specs:
         if spec.startswith("tlc:"):
             sources += [TLC_URL.format(month=m) for m in parse_months(spec[4:] or str(months[0]))]
         elif spec.startswith(("http://", "https://")):
             sources.append(spec)
+        elif Path(spec).is_dir():
+            # the TLC's zone tables (taxi_zone_*.csv) often sit beside its trip files
+            found = sorted(str(p) for p in Path(spec).iterdir()
+                           if p.name.lower().endswith(TRIP_FILE_SUFFIXES)
+                           and not p.name.startswith("taxi_zone"))
+            if not found:
+                raise DataError(f"no trip files ({', '.join(TRIP_FILE_SUFFIXES)}) in {spec}")
+            sources += found
         else:
             matches = sorted(glob.glob(spec)) if glob.has_magic(spec) else [spec]
             if not matches:
@@ -87,7 +97,7 @@ def _read(path: Path) -> pd.DataFrame:
     try:
         if name.endswith(".parquet"):
             frame = pd.read_parquet(path)
-        elif name.endswith((".csv", ".csv.gz")):
+        elif name.endswith(TRIP_FILE_SUFFIXES[1:]):
             frame = pd.read_csv(path, low_memory=False)
         else:
             raise DataError(f"{path}: not a .parquet or .csv trip file")

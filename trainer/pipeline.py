@@ -19,13 +19,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from edml.errors import DataError, ModelError
+from edml.trip_data import default_trip_data
 from trainer.data import clean, load_trips, parse_months, resolve_sources
 from trainer.evaluate import Evaluation, evaluate
 from trainer.export import OUTPUT, SIGNATURE, export_saved_model, predict_seconds
 from trainer.fit import Split, fit, model_inputs, split_by_time
 from trainer.model import INPUTS
 from trainer.report import write_report
-from trainer.settings import TrainSettings, default_data_dir
+from trainer.settings import TrainSettings
 from trainer.zones import load_zones
 
 __all__ = ["TrainOutcome", "train"]
@@ -45,25 +46,16 @@ class TrainOutcome:
     seconds: float
 
 
-def _default_sources() -> list[str]:
-    shared = default_data_dir()
-    if not shared.is_dir():
-        raise DataError(
-            f"no trip data given and no shared samples at {shared}: pass --data with TLC trip "
-            "files (paths or globs), or --data tlc:2019-01..2019-10 to download the TLC's "
-            "monthly files"
-        )
-    return [str(shared / "yellow_tripdata_sample_*.parquet")]
+def _sources(settings: TrainSettings, console: Console) -> list[str]:
+    if settings.data:
+        return list(settings.data)
+    default = default_trip_data()
+    console.print(f"data: {default.label} (pass --data for others)")
+    return [default.trips]
 
 
 def _zones_path(settings: TrainSettings) -> Path:
-    if settings.zones is not None:
-        return settings.zones
-    shared = default_data_dir() / "taxi_zone_centroids.csv"
-    if not shared.is_file():
-        raise DataError("no zone table: pass --zones taxi_zone_centroids.csv or the TLC zone "
-                        "polygons as GeoJSON")
-    return shared
+    return settings.zones if settings.zones is not None else default_trip_data().zones
 
 
 def _quick(split: Split, rows: int, seed: int) -> Split:
@@ -103,7 +95,7 @@ def train(settings: TrainSettings, console: Console | None = None) -> TrainOutco
     console = console or Console(stderr=True)
     started = time.monotonic()
     months = parse_months(settings.months)
-    sources = resolve_sources(settings.data or _default_sources(), months)
+    sources = resolve_sources(_sources(settings, console), months)
     if not sources:
         raise DataError(f"no trip file falls in the months {settings.months}")
     zones = load_zones(_zones_path(settings))

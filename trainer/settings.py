@@ -7,12 +7,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["TrainSettings", "default_data_dir"]
-
-
-def default_data_dir() -> Path:
-    """The shared TLC samples beside the project, where this checkout has them."""
-    return Path(__file__).resolve().parents[2] / "shared" / "data" / "nyc-taxi"
+__all__ = ["TrainSettings"]
 
 
 class TrainSettings(BaseSettings):

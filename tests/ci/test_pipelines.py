@@ -14,15 +14,17 @@ from edml.codec import Codec
 from edml.model_log import latest_per_name, read_model_log
 from edml.settings import KafkaSettings, StorageSettings, TopicSettings
 
-PIPELINES = Path(__file__).resolve().parents[2] / "ci" / "pipelines"
+ROOT = Path(__file__).resolve().parents[2]
+GITLAB = ".gitlab-ci.yml"  # where GitLab and GitHub look, so a fork runs them as they are
+GITHUB = ".github/workflows/model.yml"
 
 
 def _load(name: str) -> dict[str, Any]:
-    return yaml.safe_load((PIPELINES / name).read_text())
+    return yaml.safe_load((ROOT / name).read_text())
 
 
 def test_gitlab_runs_test_train_publish_with_a_manual_publish_on_main() -> None:
-    pipeline = _load("gitlab-ci.yml")
+    pipeline = _load(GITLAB)
     assert pipeline["stages"] == ["test", "train", "publish"]
     assert pipeline["train"]["artifacts"]["paths"] == ["model-out/"]
     assert pipeline["train"]["artifacts"]["reports"]["dotenv"] == "model.env"
@@ -34,7 +36,7 @@ def test_gitlab_runs_test_train_publish_with_a_manual_publish_on_main() -> None:
 
 
 def test_github_runs_test_train_publish_with_an_approved_publish_on_main() -> None:
-    jobs = _load("github-actions.yml")["jobs"]
+    jobs = _load(GITHUB)["jobs"]
     assert jobs["train"]["needs"] == "test" and jobs["publish"]["needs"] == "train"
     assert jobs["publish"]["environment"] == "production"
     assert "refs/heads/main" in jobs["publish"]["if"]
@@ -45,11 +47,11 @@ def test_github_runs_test_train_publish_with_an_approved_publish_on_main() -> No
 
 
 def test_credentials_come_from_ci_secrets_only() -> None:
-    github_env = _load("github-actions.yml")["jobs"]["publish"]["env"]
+    github_env = _load(GITHUB)["jobs"]["publish"]["env"]
     for name, value in github_env.items():
         if any(word in name for word in ("PASSWORD", "USERNAME", "BOOTSTRAP")):
             assert str(value).startswith("${{ secrets."), name
-    gitlab = _load("gitlab-ci.yml")
+    gitlab = _load(GITLAB)
     assigned = {**gitlab["variables"], **gitlab["publish"]["variables"]}
     assert not any("PASSWORD" in name or "USERNAME" in name for name in assigned)
     assert assigned["GOOGLE_APPLICATION_CREDENTIALS"] == "$GCP_SERVICE_ACCOUNT_KEY"
@@ -68,7 +70,7 @@ def test_the_local_pipeline_trains_publishes_and_the_event_reads_back(
         "TRAIN_ARGS": "--quick --quick-rows 2000", "MODEL_NAME": "ci-trips",
         "TEST_ARGS": "-q tests/edml/test_artifacts.py",
     }
-    run = subprocess.run(["bash", str(PIPELINES / "run-local.sh")], env=env,
+    run = subprocess.run(["bash", str(ROOT / "ci" / "run-local.sh")], env=env,
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     for stage in ("== stage: test", "== stage: train", "== stage: publish"):

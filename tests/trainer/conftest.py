@@ -4,12 +4,19 @@ from pathlib import Path
 
 import pytest
 
-from trainer.settings import default_data_dir
+from edml.trip_data import default_trip_data, shared_samples
+
+
+@pytest.fixture(scope="session")
+def trip_data() -> Path:
+    """Real TLC trips: the shared samples where present, else the project's own sample."""
+    return default_trip_data().folder
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    path = default_data_dir()
-    if not path.is_dir():
-        pytest.skip(f"the shared TLC samples are not at {path}")
-    return path
+    """The full shared samples (10,000 trips a month, the zone polygons): developers only."""
+    folder = shared_samples().folder
+    if not folder.is_dir():
+        pytest.skip(f"needs the full shared TLC samples, absent here ({folder})")
+    return folder

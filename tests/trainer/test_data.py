@@ -35,18 +35,30 @@ def test_tlc_sources_are_the_tlc_monthly_urls() -> None:
         TLC_URL.format(month="2019-09"), TLC_URL.format(month="2019-10")]
 
 
-def test_a_glob_selects_only_files_of_the_months_asked_for(shared_data: Path) -> None:
-    sources = resolve_sources([str(shared_data / "yellow_tripdata_sample_*.parquet")],
+def test_a_glob_selects_only_files_of_the_months_asked_for(trip_data: Path) -> None:
+    sources = resolve_sources([str(trip_data / "yellow_tripdata_sample_*.parquet")],
                               parse_months("2019-09..2019-10"))
     assert [Path(s).name for s in sources] == ["yellow_tripdata_sample_2019-09.parquet",
                                                "yellow_tripdata_sample_2019-10.parquet"]
 
 
-def test_cleaning_real_trips_reports_what_each_rule_dropped(shared_data: Path) -> None:
-    raw = load_trips([str(shared_data / SAMPLE)], Path("unused"))
+def test_a_folder_reads_the_trip_files_in_it(trip_data: Path) -> None:
+    sources = resolve_sources([str(trip_data)], parse_months("2020-11..2020-12"))
+    assert [Path(s).name for s in sources] == ["yellow_tripdata_sample_2020-11.parquet",
+                                               "yellow_tripdata_sample_2020-12.parquet"]
+
+
+def test_a_folder_without_trip_files_is_a_data_error(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("no trips here")
+    with pytest.raises(DataError, match="no trip files"):
+        resolve_sources([str(tmp_path)], parse_months("2019-01"))
+
+
+def test_cleaning_real_trips_reports_what_each_rule_dropped(trip_data: Path) -> None:
+    raw = load_trips([str(trip_data / SAMPLE)], Path("unused"))
     trips, report = clean(raw, parse_months("2019-06"))
-    assert report.rows_in == 10_000
-    assert report.rows_out == len(trips) == 10_000 - sum(report.dropped.values())
+    assert report.rows_in == len(raw)
+    assert report.rows_out == len(trips) == len(raw) - sum(report.dropped.values())
     assert report.dropped["duration outside 1 min .. 3 h"] > 0
     assert report.dropped["unknown zone (264/265 or outside 1..263)"] > 0
     assert report.dropped["passenger count 0 or missing"] > 0
@@ -104,8 +116,8 @@ def test_nothing_left_after_cleaning_is_a_data_error(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def file_server(shared_data: Path) -> Iterator[str]:
-    handler = partial(SimpleHTTPRequestHandler, directory=str(shared_data))
+def file_server(trip_data: Path) -> Iterator[str]:
+    handler = partial(SimpleHTTPRequestHandler, directory=str(trip_data))
     handler.log_message = lambda *args: None  # type: ignore[assignment]
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()

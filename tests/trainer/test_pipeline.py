@@ -1,4 +1,5 @@
-"""Quick training on the real shared samples, then the export as every other part sees it."""
+"""Quick training on real TLC trips (shared or shipped), then the export as every other part
+sees it."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+from rich.console import Console
 
 from trainer.export import METADATA_FILE, predict_seconds
 from trainer.pipeline import TrainOutcome, train
@@ -26,7 +28,7 @@ def _quick(out: Path, seed: int = 7) -> TrainOutcome:
 
 
 @pytest.fixture(scope="module")
-def trained(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> TrainOutcome:
+def trained(trip_data: Path, tmp_path_factory: pytest.TempPathFactory) -> TrainOutcome:
     return _quick(tmp_path_factory.mktemp("model"))
 
 
@@ -109,11 +111,11 @@ def test_the_same_seed_trains_the_same_model(trained: TrainOutcome, tmp_path: Pa
 
 
 def test_train_on_a_missing_file_fails_with_a_clear_message(
-    shared_data: Path, tmp_path: Path
+    trip_data: Path, tmp_path: Path
 ) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "edml.cli", "train", "--quick", "--out", str(tmp_path),
-         "--zones", str(shared_data / "taxi_zone_centroids.csv"),
+         "--zones", str(trip_data / "taxi_zone_centroids.csv"),
          "--data", str(tmp_path / "missing.parquet")],
         capture_output=True, text=True, timeout=120,
     )
@@ -121,12 +123,16 @@ def test_train_on_a_missing_file_fails_with_a_clear_message(
     assert "DataError: no such trip file" in result.stderr
 
 
-def test_without_data_or_shared_samples_the_message_says_what_to_pass(
+def test_without_shared_samples_training_uses_the_shipped_sample_and_says_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import trainer.pipeline
-    from edml.errors import DataError
+    import edml.trip_data
 
-    monkeypatch.setattr(trainer.pipeline, "default_data_dir", lambda: tmp_path / "absent")
-    with pytest.raises(DataError, match=r"pass --data .* or --data tlc:"):
-        train(TrainSettings(quick=True, out=tmp_path))
+    absent = edml.trip_data.TripData(tmp_path / "absent", "nothing")
+    monkeypatch.setattr(edml.trip_data, "shared_samples", lambda: absent)
+    console = Console(record=True, width=200)
+    outcome = train(TrainSettings(quick=True, quick_rows=500, out=tmp_path), console)
+    said = console.export_text()
+    assert "data: the sample of real TLC trips shipped with edml" in said
+    summary = json.loads((outcome.model_dir / METADATA_FILE).read_text())
+    assert summary["train_months"] == "2018-01..2019-08"

@@ -19,8 +19,8 @@ def test_centroids_from_the_polygons_match_the_centroid_table(shared_data: Path)
     assert np.abs(table.lon[1:264] - polygons.lon[1:264]).max() * miles_per_degree < 0.01
 
 
-def test_every_zone_id_has_finite_coordinates_and_a_borough(shared_data: Path) -> None:
-    zones = load_zones(shared_data / "taxi_zone_centroids.csv")
+def test_every_zone_id_has_finite_coordinates_and_a_borough(trip_data: Path) -> None:
+    zones = load_zones(trip_data / "taxi_zone_centroids.csv")
     assert np.isfinite(zones.lat[1:]).all() and np.isfinite(zones.lon[1:]).all()
     assert zones.borough[132] == "Queens"  # JFK Airport
     assert zones.borough[264] == "Unknown"

@@ -2,13 +2,13 @@
 # The pipeline's stages (test -> train -> publish) on this machine, against the local stack:
 # what CI does, without CI. From the project root:
 #
-#   bash ci/pipelines/run-local.sh
+#   bash ci/run-local.sh
 #
 # With EDML_KAFKA_BOOTSTRAP set it uses that broker (and EDML_STORAGE_*) and starts
 # nothing; otherwise it starts the local stack (Tansu + the GCS emulator) and stops it at
 # the end. TRAIN_ARGS (default --quick), TEST_ARGS and MODEL_NAME change the stages.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/.."
 
 bin=.venv/bin
 work=$(mktemp -d)
