@@ -59,7 +59,8 @@ def create_app(settings: ScoringSettings | None = None) -> faust.App:
     )
     metrics = Metrics()
     service = ScoringService(settings, metrics)
-    app.service(service)  # type: ignore[arg-type]  (an instance works as well as a class)
+    # faust's stub says a class; an instance works as well, and this one has settings
+    app.service(service)  # type: ignore[arg-type]
     register_views(app, service)
     app.scoring = service  # type: ignore[attr-defined]
     return app

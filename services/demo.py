@@ -134,7 +134,7 @@ def run(seconds: float = 40.0, rate: int = 200, data: list[str] | None = None,
             wait_ready(port, worker)
         stats.events.append(f"scoring worker ready, log {log_path}")
         stats.events.append(f"metrics http://127.0.0.1:{port}/metrics")
-        reader = consumer(kafka, **{"enable.partition.eof": False})
+        reader = consumer(kafka, None, **{"enable.partition.eof": False})
         reader.assign([TopicPartition(topics.predictions, p, OFFSET_BEGINNING)
                        for p in range(topics.partitions)])
         prod = producer(kafka)

@@ -37,7 +37,7 @@ class LiveEvaluator:
         """A batch of predictions: one multi-get and one write batch, not a call per trip."""
         pairs = list(pairs)
         keys = [trip_id.encode() for trip_id, _ in pairs]
-        actuals = self._db.get([_ACTUAL + key for key in keys])
+        actuals: list[bytes | None] = self._db.get([_ACTUAL + key for key in keys]) or []
         batch = WriteBatch()
         for (_, seconds), key, actual in zip(pairs, keys, actuals, strict=True):
             if actual is not None:

@@ -138,7 +138,8 @@ class ScoringLoop:
         reader.close()
 
     def _process(self, messages: list[Message], writer: Any) -> None:
-        records, actuals = [], []
+        records: list[Message] = []
+        actuals: list[Message] = []
         for msg in messages:
             err = msg.error()
             if err is not None:

@@ -63,7 +63,7 @@ class ModelFollower:
                     continue
                 err = msg.error()
                 if err is None:
-                    self._apply(msg.offset(), msg.key(), msg.value())
+                    self._apply(msg.offset() or 0, msg.key(), msg.value())
                 elif err.code() == KafkaError._PARTITION_EOF:
                     if not self.caught_up.is_set():
                         event(log, "model_follower.caught_up", topic=self._topic,

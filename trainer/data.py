@@ -13,6 +13,7 @@ import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeAlias
 
 import pandas as pd
 
@@ -32,7 +33,7 @@ _MONTH_IN_NAME = re.compile(r"(\d{4})-(\d{2})")
 MIN_DURATION_S, MAX_DURATION_S = 60, 3 * 3600
 KNOWN_ZONES = range(1, 264)  # 264 and 265 are the TLC's "unknown" zones
 
-TripFrame = pd.DataFrame  # columns: trip_id, pickup_datetime, ..., duration_seconds
+TripFrame: TypeAlias = pd.DataFrame  # columns: trip_id, pickup_datetime, ..., duration_seconds
 
 
 def parse_months(spec: str) -> list[pd.Period]:

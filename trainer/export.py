@@ -24,7 +24,8 @@ def predict_seconds(model: keras.Model, inputs: dict[str, np.ndarray],
                     batch_size: int = 8192) -> np.ndarray:
     """The in-memory model's served output, for evaluation and the export parity check."""
     log_seconds = model.predict({k: inputs[k] for k in INPUTS}, batch_size=batch_size, verbose=0)
-    return duration_seconds(tf.constant(log_seconds)).numpy()
+    seconds: np.ndarray = duration_seconds(tf.constant(log_seconds)).numpy()
+    return seconds
 
 
 def export_saved_model(model: keras.Model, directory: Path, metadata: dict[str, Any]) -> None:

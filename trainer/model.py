@@ -30,7 +30,7 @@ LOG_DURATION_BOUNDS = (math.log(10.0), math.log(6 * 3600.0))
 
 
 @keras.saving.register_keras_serializable("edml")
-class TripFeatures(layers.Layer):
+class TripFeatures(layers.Layer):  # type: ignore[misc]  # keras is untyped
     """Raw request fields -> model features, in TensorFlow ops (so they ship in the model).
 
     The zone centroid table is a constant lookup held as non-trainable weights.
@@ -52,7 +52,8 @@ class TripFeatures(layers.Layer):
                                     initializer=keras.initializers.Constant(self._area_values))
 
     def get_config(self) -> dict[str, Any]:
-        return super().get_config() | {"lat": self._lat_values, "lon": self._lon_values,
+        config: dict[str, Any] = super().get_config()
+        return config | {"lat": self._lat_values, "lon": self._lon_values,
                                        "area": self._area_values}
 
     def call(self, inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:

@@ -67,7 +67,7 @@ def _quick(split: Split, rows: int, seed: int) -> Split:
     return Split(sample(split.train, rows), sample(split.valid, max(rows // 3, 100)))
 
 
-class _EpochProgress(keras.callbacks.Callback):
+class _EpochProgress(keras.callbacks.Callback):  # type: ignore[misc]  # keras is untyped
     def __init__(self, progress: Progress, epochs: int) -> None:
         super().__init__()
         self.progress, self.task = progress, progress.add_task("training", total=epochs)

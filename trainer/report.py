@@ -16,13 +16,14 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
 from trainer.evaluate import Evaluation
 
 __all__ = ["write_report"]
 
 
-def _png(fig: plt.Figure) -> str:
+def _png(fig: Figure) -> str:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
@@ -73,7 +74,7 @@ def _curves(history: dict[str, list[float]]) -> str:
 
 
 def _table(frame: pd.DataFrame, digits: int = 3) -> str:
-    return frame.to_html(float_format=lambda v: f"{v:.{digits}f}", border=0, classes="t")
+    return str(frame.to_html(float_format=lambda v: f"{v:.{digits}f}", border=0, classes="t"))
 
 
 def write_report(out: Path, ev: Evaluation, history: dict[str, list[float]],

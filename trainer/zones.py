@@ -40,7 +40,8 @@ class ZoneTable:
         return ids
 
     def borough_of(self, zone_ids: np.ndarray) -> np.ndarray:
-        return self.borough[np.clip(zone_ids, 0, ZONE_COUNT)]
+        boroughs: np.ndarray = self.borough[np.clip(zone_ids, 0, ZONE_COUNT)]
+        return boroughs
 
 
 def _ring_centroid(ring: list[list[float]]) -> tuple[float, float, float]:
@@ -67,7 +68,7 @@ def _feature_centroid(geometry: dict[str, Any]) -> tuple[float, float]:
 
 def _from_geojson(path: Path) -> pd.DataFrame:
     opener = gzip.open if path.name.endswith(".gz") else open
-    with opener(path, "rt") as file:  # type: ignore[operator]
+    with opener(path, "rt") as file:
         features = json.load(file)["features"]
     rows = []
     for feature in features:
