@@ -11,6 +11,7 @@
     │   └── ArtifactError      a model artifact is missing, exists already, or fails its checksum
     ├── DataError              training data missing, unreadable or empty after cleaning
     ├── ModelError             a SavedModel that does not load, or whose signature does not fit
+    │   └── UnfitModel         a serving version that fails even on the smoke requests
     └── StackError             the local stack (broker, storage emulator) failed to start
 
 Third-party errors are translated where the library is called, with ``raise ... from exc``.
@@ -32,6 +33,7 @@ __all__ = [
     "ModelError",
     "StackError",
     "StorageError",
+    "UnfitModel",
 ]
 
 
@@ -77,6 +79,11 @@ class DataError(EdmlError):
 
 class ModelError(EdmlError):
     pass
+
+
+class UnfitModel(ModelError):
+    """The version is taken out of service: the previous one serves, and the version stays
+    out (also after a restart) until another is published."""
 
 
 class StackError(EdmlError):

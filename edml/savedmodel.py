@@ -10,16 +10,27 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from edml.contracts import ModelSignature, TensorSpec, TripRequest
 from edml.errors import ModelError
+from edml.samples import smoke_requests
 
-__all__ = ["SERVING_SIGNATURE", "LoadedModel", "load_savedmodel", "request_columns"]
+__all__ = [
+    "MAX_PLAUSIBLE_SECONDS",
+    "SERVING_SIGNATURE",
+    "LoadedModel",
+    "Predictor",
+    "check_answers",
+    "load_savedmodel",
+    "request_columns",
+    "smoke_test",
+]
 
 SERVING_SIGNATURE = "serving_default"
+MAX_PLAUSIBLE_SECONDS = 86_400.0  # a day; the TLC's data has no longer taxi trip
 _EPOCH = np.datetime64("1970-01-01T00:00", "ms")
 
 
@@ -33,6 +44,31 @@ def request_columns(requests: Sequence[TripRequest]) -> dict[str, np.ndarray]:
         "dropoff_zone_id": np.array([r.dropoff_zone_id for r in requests], dtype=np.int64),
         "passenger_count": np.array([r.passenger_count for r in requests], dtype=np.int64),
     }
+
+
+class Predictor(Protocol):
+    """A model as edml calls it: request columns in, one duration per row out."""
+
+    def predict(self, columns: dict[str, np.ndarray]) -> np.ndarray: ...
+
+
+def check_answers(predictions: np.ndarray, rows: int, what: str) -> None:
+    """One positive, finite duration under a day per row, or ModelError saying what is off."""
+    if predictions.shape != (rows,):
+        raise ModelError(f"{what}: {predictions.size} answers of shape {predictions.shape} "
+                         f"for {rows} rows")
+    if not (np.isfinite(predictions).all() and (predictions > 0).all()
+            and (predictions < MAX_PLAUSIBLE_SECONDS).all()):
+        raise ModelError(f"{what}: implausible durations {predictions.round(1).tolist()}")
+
+
+def smoke_test(model: Predictor, what: str) -> np.ndarray:
+    """The few everyday trips of ``edml.samples``: what the publisher checks before a
+    version ships, the worker before it serves one, and again when a version fails."""
+    requests = smoke_requests()
+    predictions = model.predict(request_columns(requests))
+    check_answers(predictions, len(requests), f"{what}: smoke test")
+    return predictions
 
 
 @dataclass

@@ -21,8 +21,7 @@ from edml.contracts import DataWindow, ModelKey, ModelMetadata
 from edml.errors import BrokerError, ModelError
 from edml.kafka import flush_or_raise, producer, require_broker
 from edml.logs import event, get_logger
-from edml.samples import smoke_requests
-from edml.savedmodel import load_savedmodel, request_columns
+from edml.savedmodel import load_savedmodel, smoke_test
 from edml.signature import check_signature
 from edml.storage import open_store
 from model_publisher.settings import PublisherSettings
@@ -54,10 +53,7 @@ def read_training_metadata(model_dir: Path) -> dict[str, Any]:
 def _smoke_test(model_dir: Path) -> Any:
     model = load_savedmodel(model_dir)
     check_signature(model.signature)
-    predictions = model.predict(request_columns(smoke_requests()))
-    if not (predictions.size == len(smoke_requests()) and (predictions > 0).all()
-            and (predictions < 86_400).all()):
-        raise ModelError(f"{model_dir}: smoke test gave implausible durations {predictions}")
+    predictions = smoke_test(model, str(model_dir))
     event(log, "model.smoke_tested", path=str(model_dir),
           predictions_s=[round(float(p), 1) for p in predictions])
     return model

@@ -13,12 +13,17 @@ import numpy as np
 
 from edml.codec import Codec
 from edml.contracts import DeadLetter, TripPrediction, TripRequest
-from edml.errors import ContractError, InvalidRecord
+from edml.errors import ContractError, InvalidRecord, ModelError, UnfitModel
+from edml.savedmodel import Predictor, check_answers, smoke_test
 
 __all__ = ["BatchResult", "Message", "Outcome", "dead_letter", "score_batch"]
 
-_ZONES = (1, 265)  # TLC zone ids
+_ZONES = (1, 263)  # TLC zone ids; 264 and 265 are its "unknown", never seen in training
 _PASSENGERS = (0, 9)
+# New York wall clock: the TLC's records begin in 2009; a pickup more than a day ahead of
+# now is no trip being taken (and 1970 or 9999 are a client's bug, not a trip)
+_FIRST_PICKUP = datetime(2009, 1, 1)
+_AHEAD = timedelta(days=1)
 
 
 class Message(Protocol):
@@ -30,12 +35,6 @@ class Message(Protocol):
     def partition(self) -> int | None: ...
     def offset(self) -> int | None: ...
     def timestamp(self) -> tuple[int, int]: ...
-
-
-class Predictor(Protocol):
-    """The model as the batch sees it: columns in, one duration per row out."""
-
-    def predict(self, columns: dict[str, np.ndarray]) -> np.ndarray: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,11 +66,36 @@ def _wall_clock_ms(value: datetime) -> int:
     return (value - _EPOCH) // _MILLISECOND
 
 
-def _check(record: dict[str, Any]) -> None:
+def _check(record: dict[str, Any], now_ms: int) -> None:
     for name, (low, high) in (("pickup_zone_id", _ZONES), ("dropoff_zone_id", _ZONES),
                               ("passenger_count", _PASSENGERS)):
         if not low <= record[name] <= high:
-            raise InvalidRecord(f"{name} {record[name]} is outside {low}..{high}")
+            raise InvalidRecord(f"{name} {record[name]} is outside {low}..{high}"
+                                + (" (the TLC's unknown zone)" if record[name] in (264, 265)
+                                   else ""))
+    pickup: datetime = record["pickup_datetime"]
+    latest = _EPOCH + now_ms * _MILLISECOND + _AHEAD  # UTC now is ahead of New York: lenient
+    if not _FIRST_PICKUP <= pickup <= latest:
+        raise InvalidRecord(f"pickup_datetime {pickup:%Y-%m-%d %H:%M} is outside "
+                            f"{_FIRST_PICKUP:%Y-%m-%d}..{latest:%Y-%m-%d %H:%M}")
+
+
+def _predict_isolating(predictor: Predictor, columns: dict[str, np.ndarray], start: int,
+                       stop: int) -> tuple[np.ndarray, dict[int, ModelError]]:
+    """Predictions for rows ``start:stop``; a failing call is split in halves until each
+    failure is pinned on the rows that fail alone (NaN there, and their errors)."""
+    try:
+        answers = predictor.predict({k: v[start:stop] for k, v in columns.items()})
+        if answers.shape != (stop - start,):
+            raise ModelError(f"{answers.size} answers for {stop - start} rows")
+        return answers, {}
+    except ModelError as exc:
+        if stop - start == 1:
+            return np.array([np.nan]), {start: exc}
+        middle = (start + stop) // 2
+        left, left_failed = _predict_isolating(predictor, columns, start, middle)
+        right, right_failed = _predict_isolating(predictor, columns, middle, stop)
+        return np.concatenate([left, right]), left_failed | right_failed
 
 
 def dead_letter(codec: Codec, msg: Message, stage: str, exc: Exception, now_ms: int,
@@ -85,11 +109,31 @@ def dead_letter(codec: Codec, msg: Message, stage: str, exc: Exception, now_ms: 
     })
 
 
+def _predict(predictor: Predictor, columns: dict[str, np.ndarray], rows: int,
+             label: str) -> tuple[np.ndarray, dict[int, ModelError]]:
+    try:
+        answers = predictor.predict(columns)
+        if answers.shape == (rows,):
+            return answers, {}
+        check_answers(answers, rows, label)  # raises: the wrong number of answers
+    except ModelError as exc:
+        failure = exc
+    # The whole batch failed: the model or some records? The smoke requests tell.
+    try:
+        smoke_test(predictor, label)
+    except ModelError as exc:
+        raise UnfitModel(f"{label} failed on a batch of {rows} ({failure}) and on the smoke "
+                         f"requests ({exc})") from exc
+    return _predict_isolating(predictor, columns, 0, rows)
+
+
 def score_batch(messages: Sequence[Message], predictor: Predictor, model_name: str,
                 model_version: str, codec: Codec, now_ms: int,
                 clock: Callable[[], float] = time.perf_counter) -> BatchResult:
     """Decode, check, score in one model call, encode. Expected per-record failures become
-    dead letters; anything else propagates and stops the worker."""
+    dead letters: a record the model fails on alone is isolated by splitting the batch.
+    A model that fails on the whole batch and on the smoke requests raises UnfitModel (no
+    record is blamed); anything else propagates and stops the worker."""
     result = BatchResult()
     good: list[tuple[Message, dict[str, Any]]] = []
 
@@ -107,7 +151,7 @@ def score_batch(messages: Sequence[Message], predictor: Predictor, model_name: s
             dead(msg, "decode", exc)
             continue
         try:
-            _check(record)
+            _check(record, now_ms)
         except InvalidRecord as exc:
             dead(msg, "convert", exc)
             continue
@@ -123,10 +167,13 @@ def score_batch(messages: Sequence[Message], predictor: Predictor, model_name: s
         "passenger_count": np.array([r["passenger_count"] for _, r in good], dtype=np.int64),
     }
     started = clock()
-    seconds = predictor.predict(columns)
+    seconds, failed = _predict(predictor, columns, len(good), f"{model_name} {model_version}")
     result.inference_seconds = clock() - started
 
-    for (msg, record), predicted in zip(good, seconds.tolist(), strict=True):
+    for i, ((msg, record), predicted) in enumerate(zip(good, seconds.tolist(), strict=True)):
+        if i in failed:
+            dead(msg, "predict", failed[i])
+            continue
         if not (predicted > 0 and np.isfinite(predicted)):
             dead(msg, "predict", InvalidRecord(f"the model predicted {predicted} seconds"))
             continue

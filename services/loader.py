@@ -15,14 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from edml.artifacts import checksum_of, validate_name
 from edml.contracts import ModelMetadata
 from edml.errors import ArtifactError, ModelError, StorageError
 from edml.logs import event, get_logger
-from edml.samples import smoke_requests
-from edml.savedmodel import LoadedModel, load_savedmodel, request_columns
+from edml.savedmodel import LoadedModel, load_savedmodel, smoke_test
 from edml.settings import StorageSettings
 from edml.signature import check_signature
 from edml.storage import open_store
@@ -99,9 +96,6 @@ class ModelLoader:
         raise AssertionError("unreachable")  # the loop returns or raises
 
     def _warm_up(self, metadata: ModelMetadata, model: LoadedModel) -> None:
-        """A few representative requests: traces the graph now, not on the first batch, and
-        proves the output is a plausible duration."""
-        predictions = model.predict(request_columns(smoke_requests()))
-        if not (np.isfinite(predictions).all() and (predictions > 0).all()):
-            raise ModelError(f"{metadata.name} {metadata.version}: warm-up predictions are not "
-                             f"positive finite durations: {predictions}")
+        """The publisher's smoke test again: traces the graph now, not on the first batch,
+        and proves one plausible duration per request (count, shape and range)."""
+        smoke_test(model, f"{metadata.name} {metadata.version}")

@@ -8,6 +8,10 @@ this loop does the per-record work in batches (figures in the README).
 At-least-once: offsets are committed only after every output of a batch is delivered. A
 worker that dies mid-batch is restarted from the last commit, and redoes at most that batch;
 outputs are keyed by trip id, so a duplicate is harmless.
+
+A version that fails on a whole batch and on the smoke requests is no record's fault: it is
+retired, and the batch is scored again by the version it replaced; with none left, the
+loop rewinds to the batch, pauses its partitions and waits for a version.
 """
 
 from __future__ import annotations
@@ -15,18 +19,19 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from confluent_kafka import KafkaError, Message, TopicPartition
 
 from edml.codec import Codec
 from edml.contracts import TripCompleted
-from edml.errors import BrokerError, ContractError
+from edml.errors import BrokerError, ContractError, UnfitModel
 from edml.kafka import consumer, producer
 from edml.logs import event, get_logger
 from services.batch import BatchResult, dead_letter, score_batch
 from services.evaluation import LiveEvaluator
+from services.loader import LoadedVersion
 from services.metrics import Metrics
 from services.model_slot import ModelSlot
 from services.settings import ScoringSettings
@@ -35,13 +40,19 @@ __all__ = ["ScoringLoop"]
 
 log = get_logger(__name__)
 _WAITING_LOG_EVERY_S = 30.0  # how often a worker without a model says it is waiting
+Retire = Callable[[LoadedVersion, UnfitModel], LoadedVersion | None]
+
+
+class _NoModel(Exception):
+    """Every version of the batch's model was retired: nothing can score it now."""
 
 
 class ScoringLoop:
     def __init__(self, settings: ScoringSettings, slot: ModelSlot, caught_up: threading.Event,
-                 codec: Codec, metrics: Metrics, evaluator: LiveEvaluator,
+                 codec: Codec, metrics: Metrics, evaluator: LiveEvaluator, retire: Retire,
                  wall_clock: Callable[[], float] = time.time) -> None:
         self._s, self._slot, self._caught_up = settings, slot, caught_up
+        self._retire = retire
         self._codec, self._metrics, self._evaluator = codec, metrics, evaluator
         self._now = wall_clock
         self._stop = threading.Event()
@@ -123,7 +134,12 @@ class ScoringLoop:
                 messages = reader.consume(s.batch_size, s.batch_wait_s)
                 if messages:
                     self._in_batch = True
-                    self._process(messages, writer)
+                    try:
+                        self._process(messages, writer)
+                    except _NoModel:
+                        self._rewind_and_wait(reader, messages)
+                        self._in_batch = False
+                        continue
                     self._in_batch = False
                     reader.commit(asynchronous=True)
         except BaseException:
@@ -136,6 +152,24 @@ class ScoringLoop:
         except Exception as exc:
             event(log, "scoring.final_commit_skipped", error=str(exc))
         reader.close()
+
+    def _rewind_and_wait(self, reader: Any, messages: Sequence[Message]) -> None:
+        """Nothing can score the batch: put it back (seek to its first offsets), pause the
+        partitions, and keep polling (so the group keeps this member) until a version
+        serves. Nothing is committed or dead-lettered meanwhile."""
+        first: dict[tuple[str, int], int] = {}
+        for msg in messages:
+            if msg.error() is None:
+                first.setdefault((msg.topic() or "", msg.partition() or 0), msg.offset() or 0)
+        for (topic, partition), offset in first.items():
+            reader.seek(TopicPartition(topic, partition, offset))
+        reader.pause(reader.assignment())
+        event(log, "scoring.paused", logging.ERROR, model=self._s.model_name,
+              reason="no servable version: records wait in Kafka")
+        while not self._stop.is_set() and not self._slot.ready.is_set():
+            reader.consume(1, 0.5)  # paused: returns nothing, keeps the membership
+        reader.resume(reader.assignment())
+        event(log, "scoring.resumed", model=self._s.model_name)
 
     def _process(self, messages: list[Message], writer: Any) -> None:
         records: list[Message] = []
@@ -162,10 +196,16 @@ class ScoringLoop:
 
     def _score(self, records: list[Message], writer: Any) -> None:
         loaded = self._slot.current  # once per batch: one version stamps the whole batch
-        assert loaded is not None  # the loop starts only with a model
         now = self._now()
-        result: BatchResult = score_batch(records, loaded.model, loaded.metadata.name,
-                                          loaded.version, self._codec, int(now * 1000))
+        while True:
+            if loaded is None:
+                raise _NoModel
+            try:
+                result: BatchResult = score_batch(records, loaded.model, loaded.metadata.name,
+                                                  loaded.version, self._codec, int(now * 1000))
+                break
+            except UnfitModel as exc:
+                loaded = self._retire(loaded, exc)
         topics = self._s.topics
         for out in result.predictions:
             writer.produce(topics.predictions, key=out.key, value=out.value,

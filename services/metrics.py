@@ -39,9 +39,10 @@ class Metrics:
             "edml_live_abs_error_minutes", "Absolute error of predictions joined with the "
             "actual durations", ["model_version"], buckets=_ERROR_BUCKETS, registry=r)
 
-    def serving(self, name: str, version: str) -> None:
+    def serving(self, name: str, version: str | None) -> None:
         self.model_info.clear()
-        self.model_info.labels(name, version).set(1)
+        if version is not None:
+            self.model_info.labels(name, version).set(1)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

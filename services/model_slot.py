@@ -1,4 +1,5 @@
-"""The model slot: the one version serving now, swapped atomically between batches."""
+"""The model slot: the one version serving now, swapped atomically between batches, and the
+one it replaced, to fall back on when the new one turns out unfit."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ class ModelSlot:
 
     def __init__(self) -> None:
         self._current: LoadedVersion | None = None
+        self._previous: LoadedVersion | None = None
+        self._lock = threading.Lock()
         self.ready = threading.Event()
 
     @property
@@ -22,6 +25,20 @@ class ModelSlot:
         return self._current
 
     def swap(self, loaded: LoadedVersion) -> LoadedVersion | None:
-        previous, self._current = self._current, loaded
-        self.ready.set()
-        return previous
+        with self._lock:
+            previous, self._current = self._current, loaded
+            if previous is not None and previous.version != loaded.version:
+                self._previous = previous
+            self.ready.set()
+            return previous
+
+    def retire(self, version: str) -> LoadedVersion | None:
+        """Take ``version`` out; the one it replaced serves again, if there is one. Without
+        one the slot is empty and ``ready`` is cleared. Returns what serves now."""
+        with self._lock:
+            if self._current is not None and self._current.version == version:
+                fallback = self._previous
+                self._current, self._previous = fallback, None
+                if fallback is None:
+                    self.ready.clear()
+            return self._current

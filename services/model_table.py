@@ -21,6 +21,8 @@ __all__ = ["ModelTable"]
 
 _OFFSET_KEY = b"__offset__"
 _MODEL_PREFIX = b"model:"
+_RETIRED_PREFIX = b"retired:"  # + name, version and checksum of a version taken out
+_FALLBACK_PREFIX = b"fallback:"  # + name: the version the serving one replaced
 
 
 class ModelTable:
@@ -46,6 +48,25 @@ class ModelTable:
         self._db[_MODEL_PREFIX + metadata.name.encode()] = self._codec.encode(metadata)
         self.advance(offset)
 
+    def retire(self, metadata: ModelMetadata) -> None:
+        """Remember that this exact artifact is unfit, across restarts."""
+        self._db[_retired_key(metadata)] = b"1"
+
+    def is_retired(self, metadata: ModelMetadata) -> bool:
+        return self._db.get(_retired_key(metadata)) is not None
+
+    def set_fallback(self, metadata: ModelMetadata) -> None:
+        self._db[_FALLBACK_PREFIX + metadata.name.encode()] = self._codec.encode(metadata)
+
+    def fallback(self, name: str) -> ModelMetadata | None:
+        """The version that served before: what a restart falls back on when the latest
+        announced one is retired."""
+        data = self._db.get(_FALLBACK_PREFIX + name.encode())
+        try:
+            return None if data is None else self._codec.decode(data, ModelMetadata)
+        except DecodeError:
+            return None
+
     def advance(self, offset: int) -> None:
         """Record that every event up to ``offset`` has been applied."""
         self._db[_OFFSET_KEY] = struct.pack(">q", offset)
@@ -56,3 +77,8 @@ class ModelTable:
 
     def close(self) -> None:
         self._db.close()
+
+
+def _retired_key(metadata: ModelMetadata) -> bytes:
+    return b"\x00".join([_RETIRED_PREFIX + metadata.name.encode(), metadata.version.encode(),
+                          metadata.checksum.encode()])

@@ -43,11 +43,11 @@ class ScoringService(Service):
         loader = ModelLoader(settings.storage, data / "cache", settings.load_attempts,
                              settings.load_backoff_s)
         self.swapper = ModelSwapper(settings.model_name, loader, self.slot, metrics,
-                                    self._report, settings.worker_id)
+                                    self._report, settings.worker_id, self.table)
         self.follower = ModelFollower(settings.kafka, settings.topics.models, self.table,
                                       self.codec, self.swapper.offer)
         self.scoring = ScoringLoop(settings, self.slot, self.follower.caught_up, self.codec,
-                                metrics, self.evaluator)
+                                   metrics, self.evaluator, self.swapper.retire)
 
     def _report(self, model_event: ModelEvent) -> None:
         self._events.produce(self.settings.topics.model_events,

@@ -1,6 +1,7 @@
 """Turns model-table updates into swaps: loads the newest announced version of the served
 model in a thread of its own, swaps it in when it is ready, and raises the alarm when a
-version is refused (the previous one keeps serving)."""
+version is refused (the previous one keeps serving) or retired by the scoring loop as unfit
+(the one it replaced serves again; a retired version stays out after a restart)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from edml.contracts import ModelEvent, ModelMetadata
-from edml.errors import EdmlError
+from edml.errors import EdmlError, UnfitModel
 from edml.logs import event, get_logger
-from services.loader import ModelLoader
+from services.loader import LoadedVersion, ModelLoader
 from services.metrics import Metrics
 from services.model_slot import ModelSlot
+from services.model_table import ModelTable
 
 __all__ = ["ModelSwapper"]
 
@@ -23,9 +25,11 @@ log = get_logger(__name__)
 
 class ModelSwapper:
     def __init__(self, model_name: str, loader: ModelLoader, slot: ModelSlot, metrics: Metrics,
-                 report: Callable[[ModelEvent], None], worker: str) -> None:
+                 report: Callable[[ModelEvent], None], worker: str,
+                 table: ModelTable | None = None) -> None:
         self._name, self._loader, self._slot = model_name, loader, slot
         self._metrics, self._report, self._worker = metrics, report, worker
+        self._table = table  # where retired versions and the fallback are remembered
         self._wanted: ModelMetadata | None = None
         self._changed = threading.Condition()
         self._stop = False
@@ -64,6 +68,15 @@ class ModelSwapper:
             self._load(wanted)
 
     def _load(self, metadata: ModelMetadata) -> None:
+        if self._table is not None and self._table.is_retired(metadata):
+            self._refuse(metadata, UnfitModel("taken out of service earlier on this worker: "
+                                              "it failed on records and on the smoke requests"))
+            fallback = self._table.fallback(metadata.name)
+            current = self._slot.current
+            if fallback is not None and not self._table.is_retired(fallback) and (
+                    current is None or current.version != fallback.version):
+                self._load(fallback)
+            return
         event(log, "model.loading", model=metadata.name, version=metadata.version,
               uri=metadata.storage_uri)
         try:
@@ -72,12 +85,29 @@ class ModelSwapper:
             self._refuse(metadata, exc)
             return
         previous = self._slot.swap(loaded)
+        if previous is not None and previous.version != loaded.version and self._table:
+            self._table.set_fallback(previous.metadata)
         self._metrics.serving(metadata.name, metadata.version)
         self._metrics.model_load_seconds.observe(loaded.load_seconds)
         event(log, "model.swapped", model=metadata.name, version=metadata.version,
               previous=previous.version if previous else None,
               load_s=round(loaded.load_seconds, 3))
         self._tell(loaded.metadata, "loaded", load_seconds=loaded.load_seconds)
+
+    def retire(self, unfit: LoadedVersion, exc: UnfitModel) -> LoadedVersion | None:
+        """The scoring loop found ``unfit`` failing on a batch and on the smoke requests:
+        take it out, for good, and return what serves now (the version it replaced, or
+        None: then records wait in Kafka for the next version)."""
+        metadata = unfit.metadata
+        if self._table is not None:
+            self._table.retire(metadata)
+        now = self._slot.retire(unfit.version)
+        self._metrics.model_load_failures.labels(metadata.version, type(exc).__name__).inc()
+        self._metrics.serving(metadata.name, now.version if now else None)
+        event(log, "model.retired", logging.ERROR, model=metadata.name,
+              version=metadata.version, error=str(exc), now_serving=now.version if now else None)
+        self._tell(metadata, "retired", error_kind=type(exc).__name__, message=str(exc)[:1000])
+        return now
 
     def _refuse(self, metadata: ModelMetadata, exc: EdmlError) -> None:
         kind = type(exc).__name__

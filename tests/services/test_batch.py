@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
+
+import numpy as np
+import pytest
 
 from edml.codec import Codec
 from edml.contracts import DeadLetter, TripPrediction, TripRequest
+from edml.errors import ModelError, UnfitModel
 from services.batch import score_batch
 from tests.services.fakes import DistanceModel, FakeMessage
 
@@ -50,7 +54,31 @@ def test_a_zone_outside_the_tlc_range_is_a_convert_dead_letter() -> None:
     result = _score([_request(1, pickup=999)])
     letter = CODEC.decode(result.dead_letters[0].value, DeadLetter)
     assert (letter.stage, letter.error_kind) == ("convert", "InvalidRecord")
-    assert "pickup_zone_id 999 is outside 1..265" in letter.error_message
+    assert "pickup_zone_id 999 is outside 1..263" in letter.error_message
+
+
+def test_the_tlcs_unknown_zones_are_convert_dead_letters_saying_so() -> None:
+    result = _score([_request(1, pickup=264), _request(2, dropoff=265)])
+    letters = [CODEC.decode(out.value, DeadLetter) for out in result.dead_letters]
+    assert [letter.stage for letter in letters] == ["convert", "convert"]
+    assert all("the TLC's unknown zone" in letter.error_message for letter in letters)
+
+
+@pytest.mark.parametrize("pickup", [datetime(1970, 1, 1), datetime(2008, 12, 31, 23, 59),
+                                    datetime(2100, 1, 1), datetime(9999, 12, 31)])
+def test_an_implausible_pickup_time_is_a_convert_dead_letter(pickup: datetime) -> None:
+    value = CODEC.encode(TripRequest("odd", pickup, 100, 110, 1))
+    result = _score([FakeMessage(value, b"odd")])
+    letter = CODEC.decode(result.dead_letters[0].value, DeadLetter)
+    assert (letter.stage, letter.error_kind) == ("convert", "InvalidRecord")
+    assert "pickup_datetime" in letter.error_message and not result.predictions
+
+
+def test_pickups_from_2009_to_a_day_ahead_are_scored() -> None:
+    now = datetime(2023, 11, 14, 22, 13)  # NOW_MS, as a wall clock
+    messages = [FakeMessage(CODEC.encode(TripRequest(f"t{i}", pickup, 100, 110, 1)), _offset=i)
+                for i, pickup in enumerate([datetime(2009, 1, 1), now, now + timedelta(hours=20)])]
+    assert len(_score(messages).predictions) == 3
 
 
 def test_a_non_finite_prediction_is_a_predict_dead_letter_naming_the_version() -> None:
@@ -70,3 +98,53 @@ def test_a_batch_with_no_valid_record_never_calls_the_model() -> None:
     model = DistanceModel()
     result = _score([FakeMessage(b"junk")], model)
     assert model.calls == 0 and len(result.dead_letters) == 1
+
+
+class RaisingModel(DistanceModel):
+    """Fails, as a loaded SavedModel does (ModelError), on any batch holding a zone in
+    ``bad_zones``, on every batch (``always``), or on batches bigger than ``max_rows``."""
+
+    def __init__(self, bad_zones: tuple[int, ...] = (), always: bool = False,
+                 max_rows: int | None = None) -> None:
+        super().__init__()
+        self.bad_zones, self.always, self.max_rows = bad_zones, always, max_rows
+
+    def predict(self, columns: dict[str, np.ndarray]) -> np.ndarray:
+        rows = len(columns["pickup_zone_id"])
+        if self.always or np.isin(columns["pickup_zone_id"], self.bad_zones).any() or (
+                self.max_rows is not None and rows > self.max_rows):
+            self.calls += 1
+            raise ModelError("prediction failed: the graph says no")
+        return super().predict(columns)
+
+
+def test_a_record_the_model_fails_on_alone_is_a_predict_dead_letter_and_the_rest_score() -> None:
+    messages = [_request(i, pickup=(13 if i in (5, 77) else 50)) for i in range(100)]
+    model = RaisingModel(bad_zones=(13,))
+    result = _score(messages, model)
+    letters = [CODEC.decode(out.value, DeadLetter) for out in result.dead_letters]
+    assert sorted(letter.source_offset for letter in letters) == [5, 77]
+    assert {(letter.stage, letter.model_version) for letter in letters} == {("predict", "v7")}
+    assert "the graph says no" in letters[0].error_message
+    assert len(result.predictions) == 98
+    assert model.calls < 40  # halving: about 2 log2(100) calls per bad record, not 100
+
+
+def test_a_model_that_fails_only_on_big_batches_scores_every_record_in_smaller_ones() -> None:
+    result = _score([_request(i) for i in range(64)], RaisingModel(max_rows=5))
+    assert len(result.predictions) == 64 and not result.dead_letters
+
+
+def test_a_model_that_fails_on_everything_is_unfit_and_blames_no_record() -> None:
+    with pytest.raises(UnfitModel, match=r"v7 failed on a batch of 10 .* and on the smoke"):
+        _score([_request(i) for i in range(10)], RaisingModel(always=True))
+
+
+class OneAnswerModel(DistanceModel):
+    def predict(self, columns: dict[str, np.ndarray]) -> np.ndarray:
+        return np.array([600.0])  # one value per batch, whatever the batch
+
+
+def test_a_model_giving_the_wrong_number_of_answers_is_unfit() -> None:
+    with pytest.raises(UnfitModel, match="1 answers"):
+        _score([_request(i) for i in range(10)], OneAnswerModel())

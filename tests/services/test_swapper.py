@@ -83,3 +83,52 @@ def test_other_model_names_are_ignored() -> None:
     time.sleep(0.1)
     swapper.stop()
     assert slot.current is None and loader.loaded == []
+
+
+def test_a_retired_version_hands_back_to_the_one_it_replaced_and_stays_out_after_a_restart(
+    tmp_path: Path,
+) -> None:
+    from edml.codec import Codec
+    from edml.errors import UnfitModel
+    from services.model_table import ModelTable
+
+    table = ModelTable(tmp_path / "models.rocksdb", Codec())
+    events: list[ModelEvent] = []
+    slot, metrics, loader = ModelSlot(), Metrics(), FakeLoader(set())
+    swapper = ModelSwapper("trips", loader, slot, metrics, events.append,  # type: ignore[arg-type]
+                           "worker-1", table)
+    swapper.start()
+    swapper.offer(_version("v1"))
+    _until(lambda: slot.current is not None)
+    swapper.offer(_version("v2"))
+    _until(lambda: slot.current is not None and slot.current.version == "v2")
+    now = swapper.retire(slot.current, UnfitModel("fails on everything"))  # type: ignore[arg-type]
+    assert now is not None and now.version == "v1" and slot.current.version == "v1"  # type: ignore[union-attr]
+    assert (events[-1].kind, events[-1].model_version, events[-1].error_kind) == (
+        "retired", "v2", "UnfitModel")
+    swapper.stop()
+
+    # a restart: a new slot and swapper on the same table, offered the latest (v2) again
+    restarted, again = ModelSlot(), FakeLoader(set())
+    events.clear()
+    swapper = ModelSwapper("trips", again, restarted, Metrics(), events.append,  # type: ignore[arg-type]
+                           "worker-1", table)
+    swapper.start()
+    swapper.offer(_version("v2"))
+    _until(lambda: restarted.current is not None)
+    swapper.stop()
+    table.close()
+    assert restarted.current.version == "v1" and again.loaded == ["v1"]  # type: ignore[union-attr]
+    assert [(e.kind, e.model_version) for e in events] == [("load_failed", "v2"),
+                                                           ("loaded", "v1")]
+
+
+def test_retiring_the_only_version_empties_the_slot() -> None:
+    from edml.errors import UnfitModel
+
+    swapper, slot, _, _ = _swapper(set(), [])
+    swapper.offer(_version("v1"))
+    _until(lambda: slot.current is not None)
+    assert swapper.retire(slot.current, UnfitModel("no")) is None  # type: ignore[arg-type]
+    swapper.stop()
+    assert slot.current is None and not slot.ready.is_set()

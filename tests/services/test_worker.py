@@ -272,43 +272,69 @@ def test_a_worker_killed_mid_stream_loses_nothing_when_it_restarts(
     assert duplicates <= 3000
 
 
-def _model_failing_on_big_batches(tmp_path: Path) -> Path:
-    """A model that passes the smoke test and warm-up (5 trips) but fails on any batch of
-    more than 5: an unexpected failure in the middle of serving."""
+def _model_that_breaks_after_warm_up(tmp_path: Path) -> Path:
+    """A model that answers its first call in each process (the publisher's smoke test, the
+    worker's warm-up) and fails on every call after it: unfit, whatever the records."""
     import tensorflow as tf
 
     specs = [tf.TensorSpec([None], tf.int64, name=name) for name in (
         "pickup_datetime", "pickup_zone_id", "dropoff_zone_id", "passenger_count")]
+    module = tf.Module()
+    module.calls = tf.Variable(0, dtype=tf.int64)
 
     @tf.function(input_signature=specs)
     def serve(pickup_datetime: tf.Tensor, pickup_zone_id: tf.Tensor,
               dropoff_zone_id: tf.Tensor, passenger_count: tf.Tensor) -> dict[str, tf.Tensor]:
-        tf.debugging.assert_less(tf.size(pickup_zone_id), 6, message="batch too big")
+        calls = module.calls.assign_add(1)
+        tf.debugging.assert_less(calls, tf.constant(2, tf.int64), message="broken after warm-up")
         return {"duration_seconds": tf.cast(pickup_zone_id, tf.float32) * 0.0 + 600.0}
 
-    path = tmp_path / "fragile"
-    tf.saved_model.save(tf.Module(), str(path), signatures={"serving_default": serve})
+    path = tmp_path / "breaks"
+    tf.saved_model.save(module, str(path), signatures={"serving_default": serve})
     return path
 
 
-def test_an_unexpected_failure_stops_the_worker_and_a_restart_resumes_from_the_commit(
+def test_a_version_that_fails_on_everything_is_retired_and_the_one_before_serves_again(
     quick_model: Path, publisher: PublisherSettings, workers: Workers,
     kafka: KafkaSettings, topics: TopicSettings, tmp_path: Path,
 ) -> None:
-    fragile = _serving(_model_failing_on_big_batches(tmp_path), publisher, workers, "v1")
+    worker = _serving(quick_model, publisher, workers, "v1")
+    publish(_model_that_breaks_after_warm_up(tmp_path), "trips", publisher, version="v2")
+    worker.wait_ready("v2")
     requests = real_requests(300)
     send(kafka, topics.records, requests)
+    _all_outcomes(kafka, topics, len(requests))
 
-    assert fragile.process is not None
-    wait_for(lambda: fragile.process.poll() is not None, 60, "the worker to stop itself")  # type: ignore[union-attr]
-    assert fragile.process.returncode != 0
-    log = fragile.log_path.read_text(errors="replace")
-    assert "scoring.failed" in log and "batch too big" in log and "worker.crashing" in log
-    assert len(read_outputs(kafka, topics).outcome_counts()) < len(requests)
+    outputs = read_outputs(kafka, topics)
+    assert not outputs.dead_letters  # a broken model is no record's fault
+    assert {p.model_version for p in outputs.predictions} == {"v1"}
+    assert set(outputs.outcome_counts().values()) == {1}
+    retired = [e for e in read_model_events(kafka, topics) if e.kind == "retired"]
+    assert [(e.model_version, e.error_kind) for e in retired] == [("v2", "UnfitModel")]
+    assert worker.readiness()["model_version"] == "v1"
+
+    assert worker.stop() == 0
+    restarted = workers.make("w1").start()  # the same data directory
+    restarted.wait_ready("v1")  # v2 stays out after a restart
+    wait_for(lambda: any(e.kind == "load_failed" and e.model_version == "v2"
+                         for e in read_model_events(kafka, topics)), 30, "the alert again")
+
+
+def test_with_no_version_to_fall_back_on_records_wait_in_kafka_for_the_next_one(
+    quick_model: Path, publisher: PublisherSettings, workers: Workers,
+    kafka: KafkaSettings, topics: TopicSettings, tmp_path: Path,
+) -> None:
+    _serving(_model_that_breaks_after_warm_up(tmp_path), publisher, workers, "v1")
+    requests = real_requests(100)
+    send(kafka, topics.records, requests)
+    wait_for(lambda: any(e.kind == "retired" for e in read_model_events(kafka, topics)), 60,
+             "v1 to be retired")
+    time.sleep(2)  # the records had time to go wrong, and must not have
+    assert not read_outputs(kafka, topics).outcome_counts()
 
     publish(quick_model, "trips", publisher, version="v2")
-    again = workers.make("w2").start()
-    again.wait_ready("v2")
     _all_outcomes(kafka, topics, len(requests))
-    counts = read_outputs(kafka, topics).outcome_counts()
-    assert set(counts) == {r.trip_id for r in requests} and set(counts.values()) == {1}
+    outputs = read_outputs(kafka, topics)
+    assert not outputs.dead_letters
+    assert {p.model_version for p in outputs.predictions} == {"v2"}
+    assert set(outputs.outcome_counts().values()) == {1}
