@@ -1,8 +1,10 @@
 """The model table: the latest ``ModelMetadata`` per model name, in RocksDB under the data
 directory, with the model-topic offset it reflects.
 
-A restarted worker reads its table at once and then catches up from the next offset. If
-the table is damaged: stop the worker, delete ``<data dir>/models.rocksdb``, restart; the
+A restarted worker catches up from the next offset, once it has checked that the event it
+applied last is still at its offset (the mark): a model topic deleted and recreated, or
+emptied by a broker that lost its storage, is read again from its beginning. If the table
+is damaged: stop the worker, delete ``<data dir>/models.rocksdb``, restart; the
 table rebuilds from the model topic.
 """
 
@@ -20,6 +22,7 @@ from edml.errors import DecodeError, StorageError
 __all__ = ["ModelTable"]
 
 _OFFSET_KEY = b"__offset__"
+_MARK_KEY = b"__mark__"  # what identifies the event at the stored offset
 _MODEL_PREFIX = b"model:"
 _RETIRED_PREFIX = b"retired:"  # + name, version and checksum of a version taken out
 _FALLBACK_PREFIX = b"fallback:"  # + name: the version the serving one replaced
@@ -43,10 +46,10 @@ class ModelTable:
         except DecodeError:
             return None  # written by an incompatible release: the topic has it again
 
-    def put(self, offset: int, metadata: ModelMetadata) -> None:
+    def put(self, offset: int, metadata: ModelMetadata, mark: bytes = b"") -> None:
         """Latest wins: the caller applies events in topic order."""
         self._db[_MODEL_PREFIX + metadata.name.encode()] = self._codec.encode(metadata)
-        self.advance(offset)
+        self.advance(offset, mark)
 
     def retire(self, metadata: ModelMetadata) -> None:
         """Remember that this exact artifact is unfit, across restarts."""
@@ -67,13 +70,25 @@ class ModelTable:
         except DecodeError:
             return None
 
-    def advance(self, offset: int) -> None:
-        """Record that every event up to ``offset`` has been applied."""
+    def advance(self, offset: int, mark: bytes = b"") -> None:
+        """Record that every event up to ``offset`` has been applied; ``mark`` identifies
+        the event at ``offset``."""
+        self._db[_MARK_KEY] = mark
         self._db[_OFFSET_KEY] = struct.pack(">q", offset)
 
     def offset(self) -> int | None:
         data = self._db.get(_OFFSET_KEY)
         return None if data is None else int(struct.unpack(">q", data)[0])
+
+    def mark(self) -> bytes:
+        data = self._db.get(_MARK_KEY)
+        return b"" if data is None else bytes(data)
+
+    def forget_offset(self) -> None:
+        """Read the topic again from its beginning; the models stay until events replace
+        them, so the version serving now keeps serving meanwhile."""
+        self._db.delete(_OFFSET_KEY)
+        self._db.delete(_MARK_KEY)
 
     def close(self) -> None:
         self._db.close()

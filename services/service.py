@@ -45,9 +45,19 @@ class ScoringService(Service):
         self.swapper = ModelSwapper(settings.model_name, loader, self.slot, metrics,
                                     self._report, settings.worker_id, self.table)
         self.follower = ModelFollower(settings.kafka, settings.topics.models, self.table,
-                                      self.codec, self.swapper.offer)
+                                      self.codec, self.swapper.offer, self._caught_up,
+                                      self.swapper.reject)
         self.scoring = ScoringLoop(settings, self.slot, self.follower.caught_up, self.codec,
                                    metrics, self.evaluator, self.swapper.retire)
+
+    def _caught_up(self) -> None:
+        """The model table holds the topic's final state: offer only its latest version."""
+        latest = self.table.get(self.settings.model_name)
+        if latest is None:
+            event(log, "model.none_announced", model=self.settings.model_name,
+                  topic=self.settings.topics.models)
+        else:
+            self.swapper.offer(latest)
 
     def _report(self, model_event: ModelEvent) -> None:
         self._events.produce(self.settings.topics.model_events,
@@ -66,12 +76,8 @@ class ScoringService(Service):
 
     async def on_start(self) -> None:
         self.swapper.start()
-        restored = self.table.get(self.settings.model_name)
-        if restored is not None:
-            # serve what this worker served before at once (from the cache), then catch up
-            event(log, "model.restored", model=restored.name, version=restored.version,
-                  offset=self.table.offset())
-            self.swapper.offer(restored)
+        # nothing is offered before the follower has caught up: a restarted worker's
+        # table and cache make that first load fast
         self.follower.start()
         self.scoring.start()
 

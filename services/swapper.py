@@ -45,8 +45,10 @@ class ModelSwapper:
         self._thread.join(timeout=60)
 
     def offer(self, metadata: ModelMetadata) -> None:
-        """Called for every model-table update; only the served name's latest counts."""
+        """Called for every live model-table update; only the served name's latest counts."""
         if metadata.name != self._name:
+            self.reject(-1, f"announces model {metadata.name} {metadata.version}; this worker "
+                        f"serves {self._name}", metadata.version)
             return
         with self._changed:
             self._wanted = metadata
@@ -94,6 +96,14 @@ class ModelSwapper:
               load_s=round(loaded.load_seconds, 3))
         self._tell(loaded.metadata, "loaded", load_seconds=loaded.load_seconds)
 
+    def reject(self, offset: int, why: str, version: str = "") -> None:
+        """A model-topic event this worker cannot act on: the alert, nothing else changes."""
+        self._metrics.model_load_failures.labels(version, "RejectedEvent").inc()
+        self._report_safely(ModelEvent(
+            model_name=self._name, model_version=version, kind="rejected",
+            worker=self._worker, at=datetime.now(UTC), error_kind="RejectedEvent",
+            message=(f"model topic offset {offset}: " if offset >= 0 else "") + why[:900]))
+
     def retire(self, unfit: LoadedVersion, exc: UnfitModel) -> LoadedVersion | None:
         """The scoring loop found ``unfit`` failing on a batch and on the smoke requests:
         take it out, for good, and return what serves now (the version it replaced, or
@@ -119,10 +129,13 @@ class ModelSwapper:
         self._tell(metadata, "load_failed", error_kind=kind, message=str(exc)[:1000])
 
     def _tell(self, metadata: ModelMetadata, kind: str, **fields: object) -> None:
+        self._report_safely(ModelEvent(
+            model_name=metadata.name, model_version=metadata.version, kind=kind,
+            worker=self._worker, at=datetime.now(UTC), **fields))  # type: ignore[arg-type]
+
+    def _report_safely(self, model_event: ModelEvent) -> None:
         try:
-            self._report(ModelEvent(model_name=metadata.name, model_version=metadata.version,
-                                    kind=kind, worker=self._worker,
-                                    at=datetime.now(UTC), **fields))  # type: ignore[arg-type]
+            self._report(model_event)
         except EdmlError as exc:  # the alert channel failing must not stop the swapper
             event(log, "model_event.not_sent", logging.WARNING, error=str(exc))
 

@@ -10,6 +10,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,8 @@ from edml.errors import StackError
 from edml.kafka import flush_or_raise, producer, read_partition
 from edml.local.processes import free_port
 from edml.settings import KafkaSettings, StorageSettings, TopicSettings
+from model_publisher.publish import publish
+from model_publisher.settings import PublisherSettings
 from services.probe import readiness, wait_ready
 from services.replay import replay_trips
 
@@ -156,3 +159,33 @@ class Worker:
         except subprocess.TimeoutExpired:
             self.process.kill()
             return self.process.wait()
+
+
+class Workers:
+    """Makes workers for one test and stops every one of them after it."""
+
+    def __init__(self, kafka: KafkaSettings, topics: TopicSettings, gcs: StorageSettings,
+                 root: Path) -> None:
+        self._args, self._root = (kafka, topics, gcs), root
+        self.started: list[Worker] = []
+        self._group = f"scoring-{uuid.uuid4().hex[:8]}"  # this test's own consumer group
+
+    def make(self, name: str, topics: TopicSettings | None = None) -> Worker:
+        kafka, own, gcs = self._args
+        worker = Worker(kafka, topics or own, gcs, self._root / name, self._group)
+        self.started.append(worker)
+        return worker
+
+
+def serving(model: Path, publisher: PublisherSettings, workers: Workers, version: str
+            ) -> Worker:
+    """Publish ``version`` and start a worker that serves it."""
+    publish(model, "trips", publisher, version=version)
+    worker = workers.make("w1").start()
+    worker.wait_ready(version)
+    return worker
+
+
+def all_outcomes(kafka: KafkaSettings, topics: TopicSettings, expected: int) -> None:
+    wait_for(lambda: len(read_outputs(kafka, topics).outcome_counts()) >= expected, 60,
+             f"{expected} outcomes")

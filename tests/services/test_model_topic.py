@@ -1,0 +1,93 @@
+"""What a worker makes of its model topic: only the final state after catch-up counts, a
+recreated topic is read again, and an event it cannot act on raises the alarm and changes
+nothing."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from edml.codec import Codec
+from edml.contracts import ModelKey
+from edml.kafka import ensure_topics, flush_or_raise, producer, topic_specs
+from edml.settings import KafkaSettings, StorageSettings, TopicSettings
+from edml.storage import open_store
+from model_publisher.publish import publish
+from model_publisher.settings import PublisherSettings
+from tests.services.workers import (
+    Workers,
+    all_outcomes,
+    read_model_events,
+    read_outputs,
+    real_requests,
+    send,
+    serving,
+    wait_for,
+)
+
+pytestmark = [pytest.mark.kafka, pytest.mark.gcs, pytest.mark.tf]
+
+
+def test_a_fresh_worker_loads_only_the_latest_version_not_the_history(
+    quick_model: Path, publisher: PublisherSettings, workers: Workers,
+    kafka: KafkaSettings, topics: TopicSettings, gcs: StorageSettings,
+) -> None:
+    old = publish(quick_model, "trips", publisher, version="v1").metadata
+    open_store(gcs, old.storage_uri).delete_dir(old.storage_uri)  # superseded and cleaned up
+    publish(quick_model, "trips", publisher, version="v2")
+    worker = workers.make("w1").start()
+    worker.wait_ready("v2")
+    send(kafka, topics.records, real_requests(200))
+    all_outcomes(kafka, topics, 200)
+
+    assert {p.model_version for p in read_outputs(kafka, topics).predictions} == {"v2"}
+    assert [(e.kind, e.model_version) for e in read_model_events(kafka, topics)] == [
+        ("loaded", "v2")]  # no load of v1, and no false alarm about its missing files
+    log = worker.log_path.read_text()
+    assert "model.loading model=trips version=v2" in log
+    assert "model.loading model=trips version=v1" not in log
+
+
+def test_a_recreated_model_topic_is_read_again_from_its_start(
+    quick_model: Path, publisher: PublisherSettings, workers: Workers,
+    kafka: KafkaSettings, topics: TopicSettings,
+) -> None:
+    first = serving(quick_model, publisher, workers, "v1")  # v1 at offset 0 of the old topic
+    assert first.stop() == 0
+    # the topic deleted and created again (or a broker that lost its storage): to the
+    # worker, a model topic whose offset 0 holds another event
+    recreated = topics.model_copy(update={"models": f"models-{uuid.uuid4().hex[:10]}"})
+    ensure_topics(kafka, topic_specs(recreated))
+    publish(quick_model, "trips", publisher.model_copy(update={"topics": recreated}),
+            version="v2")
+    again = workers.make("w1", recreated).start()  # the same data directory
+    again.wait_ready("v2")
+    assert "model_table.rebuild" in again.log()
+
+
+@pytest.mark.parametrize("bad", ["garbage", "null", "another-model"])
+def test_an_event_the_worker_cannot_act_on_raises_one_alert_and_changes_nothing(
+    bad: str, quick_model: Path, publisher: PublisherSettings, workers: Workers,
+    kafka: KafkaSettings, topics: TopicSettings,
+) -> None:
+    worker = serving(quick_model, publisher, workers, "v1")
+    codec, prod = Codec(), producer(kafka)
+    if bad == "another-model":
+        publish(quick_model, "fares", publisher, version="f1")
+    else:
+        prod.produce(topics.models, key=codec.encode(ModelKey("trips")),
+                     value=b"\x00\x01 not a model event" if bad == "garbage" else None)
+        flush_or_raise(prod, 10)
+    sent = time.monotonic()
+    wait_for(lambda: any(e.kind == "rejected" for e in read_model_events(kafka, topics)), 10,
+             "the alert")
+    assert time.monotonic() - sent < 10
+    rejected = [e for e in read_model_events(kafka, topics) if e.kind == "rejected"]
+    assert len(rejected) == 1 and rejected[0].error_kind == "RejectedEvent"
+    assert worker.readiness()["model_version"] == "v1"
+    send(kafka, topics.records, real_requests(50))
+    all_outcomes(kafka, topics, 50)
+    assert {p.model_version for p in read_outputs(kafka, topics).predictions} == {"v1"}
