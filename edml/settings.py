@@ -21,6 +21,7 @@ nothing reads the environment at import time. Defaults run the embedded stack on
 | EDML_STORAGE_PROJECT | (none) | GCP project for google-cloud-storage |
 | EDML_STORAGE_ENDPOINT | (none) | a GCS emulator's http://HOST:PORT (tests) |
 | EDML_STORAGE_TIMEOUT_S | 30 | bound on one storage call, retries included |
+| EDML_STORAGE_ALLOWED_ROOTS | (none) | more roots, comma-separated, workers may load models from |
 """
 
 from __future__ import annotations
@@ -112,3 +113,11 @@ class StorageSettings(BaseSettings):
     endpoint: str | None = None
     # seconds a storage call may take, transient-error retries with backoff included
     timeout_s: float = Field(default=30.0, gt=0)
+    # comma-separated storage URIs a worker may load from besides ``uri``: a model event
+    # naming any other place is refused (anyone who can write the model topic could
+    # otherwise point every worker at any path or bucket it can read)
+    allowed_roots: str = ""
+
+    @property
+    def roots(self) -> tuple[str, ...]:
+        return (self.uri, *(r.strip() for r in self.allowed_roots.split(",") if r.strip()))

@@ -3,16 +3,19 @@
 
 from __future__ import annotations
 
+import posixpath
 import shutil
 import tempfile
 import urllib.parse
-from pathlib import Path
+from collections.abc import Sequence
+from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
+from edml.artifacts import artifact_uri
 from edml.errors import ArtifactError, ConfigError, StorageError
 from edml.settings import StorageSettings
 
-__all__ = ["ArtifactStore", "FileStore", "GcsStore", "open_store"]
+__all__ = ["ArtifactStore", "FileStore", "GcsStore", "check_artifact_location", "open_store"]
 
 
 class ArtifactStore(Protocol):
@@ -153,15 +156,16 @@ class GcsStore:
         bucket, prefix, names = self._names(uri)
         if not names:
             raise ArtifactError(f"no artifact at {uri}")
-        for name in names:
-            target = local / name[len(prefix):]
+        relatives = [_relative_object(name, prefix, uri) for name in names]  # all before any
+        for name, relative in zip(names, relatives, strict=True):
+            target = local / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             try:
                 bucket.blob(name).download_to_filename(
                     str(target), checksum="crc32c", timeout=self._timeout, retry=self._retry
                 )
             except Exception as exc:  # transport, API and checksum errors
-                raise self._translate(exc, f"downloading {uri}{name[len(prefix):]}") from exc
+                raise self._translate(exc, f"downloading {uri}{relative}") from exc
 
     def delete_dir(self, uri: str) -> None:
         bucket, _, names = self._names(uri)
@@ -170,6 +174,40 @@ class GcsStore:
                 bucket.blob(name).delete(timeout=self._timeout, retry=self._retry)
             except Exception as exc:  # transport and API errors
                 raise self._translate(exc, f"deleting {name}") from exc
+
+
+def _canonical(uri: str) -> str | None:
+    """One spelling per place: file paths resolved (symlinks, ``..``), gs paths normalised;
+    None for any other scheme."""
+    parsed = urllib.parse.urlparse(uri)
+    if parsed.scheme == "file":
+        try:
+            return "file://" + str(_file_path(uri).resolve()) + "/"
+        except (ConfigError, OSError):
+            return None
+    if parsed.scheme == "gs" and parsed.netloc:
+        return f"gs://{parsed.netloc}{posixpath.normpath('/' + parsed.path)}/"
+    return None
+
+
+def check_artifact_location(uri: str, name: str, version: str, roots: Sequence[str]) -> None:
+    """A model event may point only at its own version's folder (``ROOT/NAME/VERSION/``)
+    under one of the configured storage roots; anything else is refused before a byte is
+    read."""
+    where = _canonical(uri)
+    allowed = {_canonical(artifact_uri(root, name, version)) for root in roots}
+    if where is None or where not in allowed:
+        raise ArtifactError(f"{uri} is not the folder of {name} {version} under the allowed "
+                            f"storage roots ({', '.join(roots)}; EDML_STORAGE_ALLOWED_ROOTS "
+                            "adds roots)")
+
+
+def _relative_object(name: str, prefix: str, uri: str) -> str:
+    relative = name[len(prefix):]
+    parts = PurePosixPath(relative).parts
+    if not parts or relative.startswith("/") or ".." in parts:
+        raise ArtifactError(f"{uri}: object {name!r} would be written outside the download")
+    return relative
 
 
 def open_store(settings: StorageSettings, uri: str | None = None) -> ArtifactStore:

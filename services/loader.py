@@ -22,7 +22,7 @@ from edml.logs import event, get_logger
 from edml.savedmodel import LoadedModel, load_savedmodel, smoke_test
 from edml.settings import StorageSettings
 from edml.signature import check_signature
-from edml.storage import open_store
+from edml.storage import check_artifact_location, open_store
 
 __all__ = ["LoadedVersion", "ModelLoader"]
 
@@ -51,7 +51,10 @@ class ModelLoader:
     def load(self, metadata: ModelMetadata) -> LoadedVersion:
         """Everything that can refuse a version runs before anything serves it."""
         started = self._clock()
-        check_signature(metadata.signature)  # refuse before downloading anything
+        # refuse before downloading anything
+        check_artifact_location(metadata.storage_uri, metadata.name, metadata.version,
+                                self._storage.roots)
+        check_signature(metadata.signature)
         local = self._fetch(metadata)
         model = load_savedmodel(local, metadata.signature.name)
         if set(model.signature.inputs) != set(metadata.signature.inputs) or \

@@ -25,6 +25,7 @@ _OFFSET_KEY = b"__offset__"
 _MARK_KEY = b"__mark__"  # what identifies the event at the stored offset
 _MODEL_PREFIX = b"model:"
 _RETIRED_PREFIX = b"retired:"  # + name, version and checksum of a version taken out
+_SERVING_PREFIX = b"serving:"  # + name: the version serving now
 _FALLBACK_PREFIX = b"fallback:"  # + name: the version the serving one replaced
 
 
@@ -38,13 +39,8 @@ class ModelTable:
         self._codec = codec
 
     def get(self, name: str) -> ModelMetadata | None:
-        data = self._db.get(_MODEL_PREFIX + name.encode())
-        if data is None:
-            return None
-        try:
-            return self._codec.decode(data, ModelMetadata)
-        except DecodeError:
-            return None  # written by an incompatible release: the topic has it again
+        """The latest announced version of ``name``."""
+        return self._decoded(_MODEL_PREFIX + name.encode())
 
     def put(self, offset: int, metadata: ModelMetadata, mark: bytes = b"") -> None:
         """Latest wins: the caller applies events in topic order."""
@@ -58,17 +54,27 @@ class ModelTable:
     def is_retired(self, metadata: ModelMetadata) -> bool:
         return self._db.get(_retired_key(metadata)) is not None
 
+    def set_serving(self, metadata: ModelMetadata) -> None:
+        self._db[_SERVING_PREFIX + metadata.name.encode()] = self._codec.encode(metadata)
+
+    def serving(self, name: str) -> ModelMetadata | None:
+        """What served last: a restart whose latest announced version is refused serves it
+        again, as it did before the restart."""
+        return self._decoded(_SERVING_PREFIX + name.encode())
+
     def set_fallback(self, metadata: ModelMetadata) -> None:
         self._db[_FALLBACK_PREFIX + metadata.name.encode()] = self._codec.encode(metadata)
 
     def fallback(self, name: str) -> ModelMetadata | None:
-        """The version that served before: what a restart falls back on when the latest
-        announced one is retired."""
-        data = self._db.get(_FALLBACK_PREFIX + name.encode())
+        """The version the serving one replaced."""
+        return self._decoded(_FALLBACK_PREFIX + name.encode())
+
+    def _decoded(self, key: bytes) -> ModelMetadata | None:
+        data = self._db.get(key)
         try:
             return None if data is None else self._codec.decode(data, ModelMetadata)
         except DecodeError:
-            return None
+            return None  # written by an incompatible release: the topic has it again
 
     def advance(self, offset: int, mark: bytes = b"") -> None:
         """Record that every event up to ``offset`` has been applied; ``mark`` identifies

@@ -69,32 +69,43 @@ class ModelSwapper:
         while (wanted := self._next()) is not None:
             self._load(wanted)
 
-    def _load(self, metadata: ModelMetadata) -> None:
-        if self._table is not None and self._table.is_retired(metadata):
-            self._refuse(metadata, UnfitModel("taken out of service earlier on this worker: "
-                                              "it failed on records and on the smoke requests"))
-            fallback = self._table.fallback(metadata.name)
-            current = self._slot.current
-            if fallback is not None and not self._table.is_retired(fallback) and (
-                    current is None or current.version != fallback.version):
-                self._load(fallback)
-            return
-        event(log, "model.loading", model=metadata.name, version=metadata.version,
-              uri=metadata.storage_uri)
+    def _load(self, metadata: ModelMetadata, recovering: bool = False) -> None:
         try:
+            if self._table is not None and self._table.is_retired(metadata):
+                raise UnfitModel("taken out of service earlier on this worker: it failed on "
+                                 "records and on the smoke requests")
+            event(log, "model.loading", model=metadata.name, version=metadata.version,
+                  uri=metadata.storage_uri)
             loaded = self._loader.load(metadata)
         except EdmlError as exc:
             self._refuse(metadata, exc)
+            if self._slot.current is None and not recovering:
+                self._recover(metadata)
             return
         previous = self._slot.swap(loaded)
-        if previous is not None and previous.version != loaded.version and self._table:
-            self._table.set_fallback(previous.metadata)
+        if self._table is not None:
+            if previous is not None and previous.version != loaded.version:
+                self._table.set_fallback(previous.metadata)
+            self._table.set_serving(loaded.metadata)
         self._metrics.serving(metadata.name, metadata.version)
         self._metrics.model_load_seconds.observe(loaded.load_seconds)
         event(log, "model.swapped", model=metadata.name, version=metadata.version,
               previous=previous.version if previous else None,
               load_s=round(loaded.load_seconds, 3))
         self._tell(loaded.metadata, "loaded", load_seconds=loaded.load_seconds)
+
+    def _recover(self, refused: ModelMetadata) -> None:
+        """Nothing serves and the latest version was refused (a restart whose latest event
+        is bad): serve what this worker served before, as it did before the restart."""
+        if self._table is None:
+            return
+        for candidate in (self._table.serving(refused.name), self._table.fallback(refused.name)):
+            if candidate is not None and candidate.version != refused.version:
+                event(log, "model.recovering", model=refused.name, version=candidate.version,
+                      refused=refused.version)
+                self._load(candidate, recovering=True)
+                if self._slot.current is not None:
+                    return
 
     def reject(self, offset: int, why: str, version: str = "") -> None:
         """A model-topic event this worker cannot act on: the alert, nothing else changes."""
@@ -109,9 +120,11 @@ class ModelSwapper:
         take it out, for good, and return what serves now (the version it replaced, or
         None: then records wait in Kafka for the next version)."""
         metadata = unfit.metadata
+        now = self._slot.retire(unfit.version)
         if self._table is not None:
             self._table.retire(metadata)
-        now = self._slot.retire(unfit.version)
+            if now is not None:
+                self._table.set_serving(now.metadata)
         self._metrics.model_load_failures.labels(metadata.version, type(exc).__name__).inc()
         self._metrics.serving(metadata.name, now.version if now else None)
         event(log, "model.retired", logging.ERROR, model=metadata.name,

@@ -63,3 +63,28 @@ def test_unreachable_gcs_fails_with_storage_error_in_bounded_time(tmp_path: Path
 def test_an_unknown_scheme_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="use file:// or gs://"):
         open_store(StorageSettings(uri="s3://bucket/models"))
+
+
+def test_only_a_versions_own_folder_under_a_configured_root_is_a_valid_location() -> None:
+    from edml.storage import check_artifact_location
+
+    roots = ("gs://models-bucket/edml", "file:///srv/models")
+    check_artifact_location("gs://models-bucket/edml/trips/v1/", "trips", "v1", roots)
+    check_artifact_location("gs://models-bucket/edml//trips/v1", "trips", "v1", roots)
+    check_artifact_location("file:///srv/models/trips/v1/", "trips", "v1", roots)
+    for uri in ("gs://other-bucket/edml/trips/v1/", "gs://models-bucket/edml/trips/v2/",
+                "gs://models-bucket/edml/trips/v1/../../../secrets/",
+                "gs://models-bucket/edml/fares/v1/", "file:///etc/", "s3://models/trips/v1/",
+                "https://models-bucket/edml/trips/v1/"):
+        with pytest.raises(ArtifactError, match="not the folder of trips v1"):
+            check_artifact_location(uri, "trips", "v1", roots)
+
+
+def test_an_object_name_that_climbs_out_of_the_download_is_refused() -> None:
+    from edml.storage import _relative_object
+
+    assert _relative_object("m/trips/v1/variables/x", "m/trips/v1/", "gs://b/m/trips/v1/") == \
+        "variables/x"
+    for name in ("m/trips/v1/../../../etc/passwd", "m/trips/v1//etc/passwd"):
+        with pytest.raises(ArtifactError, match="outside the download"):
+            _relative_object(name, "m/trips/v1/", "gs://b/m/trips/v1/")

@@ -34,7 +34,8 @@ def stored(quick_model: Path, tmp_path: Path) -> ModelMetadata:
 
 def _loader(tmp_path: Path, sleeps: list[float] | None = None,
             storage: StorageSettings | None = None) -> ModelLoader:
-    return ModelLoader(storage or StorageSettings(), tmp_path / "cache", attempts=3,
+    storage = storage or StorageSettings(uri=(tmp_path / "store").as_uri())
+    return ModelLoader(storage, tmp_path / "cache", attempts=3,
                        backoff_s=0.5, sleep=(sleeps if sleeps is not None else []).append)
 
 
@@ -70,7 +71,8 @@ def test_a_checksum_mismatch_is_refused_and_nothing_is_cached(stored: ModelMetad
 
 def test_a_missing_artifact_is_refused_without_retrying(stored: ModelMetadata,
                                                         tmp_path: Path) -> None:
-    missing = dataclasses.replace(stored, storage_uri=stored.storage_uri.replace("v1", "v9"))
+    missing = dataclasses.replace(stored, version="v9",
+                                  storage_uri=stored.storage_uri.replace("v1", "v9"))
     sleeps: list[float] = []
     with pytest.raises(ArtifactError, match="no artifact"):
         _loader(tmp_path, sleeps).load(missing)
@@ -90,9 +92,36 @@ def test_a_signature_the_records_cannot_satisfy_is_refused_before_download(
 def test_unreachable_storage_is_retried_with_backoff_then_refused(
     stored: ModelMetadata, tmp_path: Path
 ) -> None:
-    dead = StorageSettings(endpoint=f"http://127.0.0.1:{free_port()}", timeout_s=1)
+    dead = StorageSettings(uri="gs://bucket/models", endpoint=f"http://127.0.0.1:{free_port()}",
+                           timeout_s=1)
     on_gcs = dataclasses.replace(stored, storage_uri="gs://bucket/models/trips/v1/")
     sleeps: list[float] = []
     with pytest.raises(StorageError):
         _loader(tmp_path, sleeps, dead).load(on_gcs)
     assert sleeps == [0.5, 1.0]  # three attempts, doubling waits
+
+
+@pytest.mark.parametrize("where", ["file:///etc/", "elsewhere", "../store/trips/v1",
+                                   "http://example.invalid/trips/v1/"])
+def test_a_model_event_pointing_outside_the_storage_roots_is_refused_before_any_copy(
+    where: str, stored: ModelMetadata, tmp_path: Path
+) -> None:
+    # a decoy: the very same files, checksum and all, in a folder nobody configured
+    decoy = tmp_path / "elsewhere" / "trips" / "v1"
+    shutil.copytree(tmp_path / "store" / "trips" / "v1", decoy)
+    uri = {"elsewhere": decoy.as_uri() + "/",
+           "../store/trips/v1": (tmp_path / "store").as_uri() + "/../store/x/../../etc/"
+           }.get(where, where)
+    pointed = dataclasses.replace(stored, storage_uri=uri)
+    with pytest.raises(ArtifactError, match="not the folder of trips v1 under the allowed"):
+        _loader(tmp_path).load(pointed)
+    assert not (tmp_path / "cache").exists()
+
+
+def test_a_root_allowed_in_the_settings_is_loaded_from(stored: ModelMetadata,
+                                                       tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    shutil.copytree(tmp_path / "store", other)
+    settings = StorageSettings(uri="gs://bucket/models", allowed_roots=f" {other.as_uri()} ")
+    moved = dataclasses.replace(stored, storage_uri=f"{other.as_uri()}/trips/v1/")
+    assert _loader(tmp_path, storage=settings).load(moved).version == "v1"

@@ -4,18 +4,22 @@ nothing."""
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
 import time
 import uuid
 from pathlib import Path
 
 import pytest
 
+from edml.artifacts import checksum_of
 from edml.codec import Codec
 from edml.contracts import ModelKey
 from edml.kafka import ensure_topics, flush_or_raise, producer, topic_specs
+from edml.model_log import read_model_log
 from edml.settings import KafkaSettings, StorageSettings, TopicSettings
 from edml.storage import open_store
-from model_publisher.publish import publish
+from model_publisher.publish import announce, publish
 from model_publisher.settings import PublisherSettings
 from tests.services.workers import (
     Workers,
@@ -91,3 +95,33 @@ def test_an_event_the_worker_cannot_act_on_raises_one_alert_and_changes_nothing(
     send(kafka, topics.records, real_requests(50))
     all_outcomes(kafka, topics, 50)
     assert {p.model_version for p in read_outputs(kafka, topics).predictions} == {"v1"}
+
+
+def test_an_event_pointing_outside_the_storage_roots_is_refused_also_after_a_restart(
+    quick_model: Path, publisher: PublisherSettings, workers: Workers,
+    kafka: KafkaSettings, topics: TopicSettings, tmp_path: Path,
+) -> None:
+    worker = serving(quick_model, publisher, workers, "v1")
+    v1 = read_model_log(kafka, topics.models, Codec())[-1].metadata
+    decoy = tmp_path / "decoy" / "trips" / "v2"  # the same files, checksum and all
+    shutil.copytree(quick_model, decoy)
+    announce(publisher, dataclasses.replace(v1, version="v2", storage_uri=decoy.as_uri() + "/",
+                                            checksum=checksum_of(decoy)))
+    sent = time.monotonic()
+    wait_for(lambda: _refusals(kafka, topics) == 1, 10, "the alert")
+    assert time.monotonic() - sent < 10
+    assert worker.readiness()["model_version"] == "v1"
+
+    assert worker.stop() == 0
+    again = workers.make("w1").start()  # the same data directory
+    again.wait_ready("v1")  # what served before the restart serves after it
+    wait_for(lambda: _refusals(kafka, topics) == 2, 30, "the alert after the restart")
+    send(kafka, topics.records, real_requests(50))
+    all_outcomes(kafka, topics, 50)
+    assert {p.model_version for p in read_outputs(kafka, topics).predictions} == {"v1"}
+
+
+def _refusals(kafka: KafkaSettings, topics: TopicSettings) -> int:
+    return sum(1 for e in read_model_events(kafka, topics)
+               if (e.kind, e.model_version, e.error_kind) == ("load_failed", "v2",
+                                                               "ArtifactError"))

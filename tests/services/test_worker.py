@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from edml.artifacts import artifact_uri
 from edml.contracts import TensorSpec, TripRequest
 from edml.kafka import flush_or_raise, producer
 from edml.settings import KafkaSettings, StorageSettings, TopicSettings
@@ -136,10 +137,14 @@ def test_a_bad_v3_is_refused_while_v2_keepsserving(
     missing = publish(quick_model, "trips", publisher, version="v3-missing").metadata
     open_store(gcs, missing.storage_uri).delete_dir(missing.storage_uri)
     wait_for(lambda: len(read_model_events(kafka, topics)) >= 2, 60, "the refusal")
-    bad_sum = dataclasses.replace(v2, version="v3-checksum", checksum="sha256:" + "0" * 64)
+    in_place = artifact_uri(gcs.uri, "trips", "v3-checksum")
+    open_store(gcs, in_place).upload_dir(quick_model, in_place)
+    bad_sum = dataclasses.replace(v2, version="v3-checksum", storage_uri=in_place,
+                                  checksum="sha256:" + "0" * 64)
     announce(publisher, bad_sum)
     wait_for(lambda: len(read_model_events(kafka, topics)) >= 3, 60, "the refusal")
-    needs_distance = dataclasses.replace(v2, version="v3-signature", signature=(
+    needs_distance = dataclasses.replace(v2, version="v3-signature", storage_uri=artifact_uri(
+        gcs.uri, "trips", "v3-signature"), signature=(
         dataclasses.replace(v2.signature, inputs=(TensorSpec("trip_distance", "float32"),))))
     announce(publisher, needs_distance)
     wait_for(lambda: len(read_model_events(kafka, topics)) >= 4, 60, "the refusal")
@@ -151,6 +156,7 @@ def test_a_bad_v3_is_refused_while_v2_keepsserving(
         ("load_failed", "v3-checksum", "ArtifactError"),
         ("load_failed", "v3-signature", "ModelError"),
     ]
+    assert "checksum mismatch" in (events[2].message or "")
     send(kafka, topics.records, real_requests(200))
     all_outcomes(kafka, topics, 200)
     assert {p.model_version for p in read_outputs(kafka, topics).predictions} == {"v2"}
