@@ -152,6 +152,8 @@ class DeadLetter(Record):
     failed_at: datetime
     model_name: str | None = None
     model_version: str | None = None
+    value_size: int | None = None  # set when value is a prefix of a too-big original
+    value_sha256: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +162,7 @@ class ModelEvent(Record):
 
     model_name: str
     model_version: str
-    kind: str  # "loaded" or "load_failed"
+    kind: str  # "loaded", "load_failed", "retired" or "rejected"
     worker: str
     at: datetime
     error_kind: str | None = None

@@ -3,6 +3,7 @@ every record. Plain code, no Kafka and no faust: the scoring loop calls it per b
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -16,7 +17,12 @@ from edml.contracts import DeadLetter, TripPrediction, TripRequest
 from edml.errors import ContractError, InvalidRecord, ModelError, UnfitModel
 from edml.savedmodel import Predictor, check_answers, smoke_test
 
-__all__ = ["BatchResult", "Message", "Outcome", "dead_letter", "score_batch"]
+__all__ = ["BatchResult", "Message", "Outcome", "dead_letter", "dead_letter_key", "score_batch"]
+
+# bytes of an offending record a dead letter carries: far below any broker's message limit
+# (1 MB by default), far above any real request (~100 bytes)
+MAX_KEPT_VALUE_BYTES = 64 * 1024
+MAX_KEPT_KEY_BYTES = 1024
 
 _ZONES = (1, 263)  # TLC zone ids; 264 and 265 are its "unknown", never seen in training
 _PASSENGERS = (0, 9)
@@ -98,11 +104,24 @@ def _predict_isolating(predictor: Predictor, columns: dict[str, np.ndarray], sta
         return np.concatenate([left, right]), left_failed | right_failed
 
 
+def dead_letter_key(key: bytes | None) -> bytes | None:
+    """The dead letter's own Kafka key: the record's, cut to a size that always fits."""
+    return key[:MAX_KEPT_KEY_BYTES] if key is not None else None
+
+
 def dead_letter(codec: Codec, msg: Message, stage: str, exc: Exception, now_ms: int,
                 model_name: str | None = None, model_version: str | None = None) -> bytes:
-    """The encoded DeadLetter of ``msg``: its bytes, where it came from, and why."""
+    """The encoded DeadLetter of ``msg``: its bytes, where it came from, and why. It always
+    fits a broker's message size: a value over ``MAX_KEPT_VALUE_BYTES`` is cut to a prefix
+    with its size and hash, a key over ``MAX_KEPT_KEY_BYTES`` to a prefix."""
+    value, key = msg.value(), msg.key()
+    size = sha256 = None
+    if value is not None and len(value) > MAX_KEPT_VALUE_BYTES:
+        size, sha256 = len(value), hashlib.sha256(value).hexdigest()
+        value = value[:MAX_KEPT_VALUE_BYTES]
     return codec.encode_record(DeadLetter.SCHEMA, {
-        "key": msg.key(), "value": msg.value(), "source_topic": msg.topic() or "",
+        "key": dead_letter_key(key), "value": value, "value_size": size,
+        "value_sha256": sha256, "source_topic": msg.topic() or "",
         "source_partition": msg.partition() or 0, "source_offset": msg.offset() or 0,
         "stage": stage, "error_kind": type(exc).__name__, "error_message": str(exc)[:1000],
         "failed_at": now_ms, "model_name": model_name, "model_version": model_version,
@@ -141,7 +160,7 @@ def score_batch(messages: Sequence[Message], predictor: Predictor, model_name: s
         model = (model_name, model_version) if stage == "predict" else (None, None)
         letter = dead_letter(codec, msg, stage, exc, now_ms, *model)
         result.dead_letters.append(Outcome(
-            msg.key(), letter, stage, type(exc).__name__,
+            dead_letter_key(msg.key()), letter, stage, type(exc).__name__,
             f"{msg.topic()}[{msg.partition()}]@{msg.offset()}", str(exc)[:200]))
 
     for msg in messages:

@@ -29,7 +29,7 @@ from edml.contracts import TripCompleted
 from edml.errors import BrokerError, ContractError, UnfitModel
 from edml.kafka import consumer, producer
 from edml.logs import event, get_logger
-from services.batch import BatchResult, dead_letter, score_batch
+from services.batch import BatchResult, dead_letter, dead_letter_key, score_batch
 from services.evaluation import LiveEvaluator
 from services.loader import LoadedVersion
 from services.metrics import Metrics
@@ -234,13 +234,14 @@ class ScoringLoop:
             try:
                 done = self._codec.decode(msg.value() or b"", TripCompleted)
             except ContractError as exc:  # an actual that does not decode gets its outcome too
-                writer.produce(self._s.topics.dead_letters, key=msg.key(),
+                writer.produce(self._s.topics.dead_letters, key=dead_letter_key(msg.key()),
                                value=dead_letter(self._codec, msg, "decode", exc,
                                                  int(now * 1000)),
                                on_delivery=self._delivered)
                 self._metrics.dead_letters.labels("decode", type(exc).__name__).inc()
                 event(log, "record.dead_lettered", logging.WARNING,
-                      source=f"{msg.topic()}[{msg.partition()}]@{msg.offset()}", key=msg.key(),
+                      source=f"{msg.topic()}[{msg.partition()}]@{msg.offset()}",
+                      key=dead_letter_key(msg.key()),
                       stage="decode", error_kind=type(exc).__name__, error=str(exc)[:200])
                 continue
             self._evaluator.actual(done.trip_id, done.duration_seconds)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -148,3 +149,20 @@ class OneAnswerModel(DistanceModel):
 def test_a_model_giving_the_wrong_number_of_answers_is_unfit() -> None:
     with pytest.raises(UnfitModel, match="1 answers"):
         _score([_request(i) for i in range(10)], OneAnswerModel())
+
+
+def test_a_dead_letter_of_a_record_at_the_brokers_size_limit_still_fits_and_says_so() -> None:
+    huge = b"\x00" + bytes(range(256)) * 3_900  # ~1 MB of something that is no request
+    result = _score([FakeMessage(huge, b"k" * 600_000, _offset=9)])
+    out = result.dead_letters[0]
+    assert len(out.value) < 70_000 and out.key is not None and len(out.key) == 1024
+    letter = CODEC.decode(out.value, DeadLetter)
+    assert letter.value == huge[:64 * 1024] and letter.value_size == len(huge)
+    assert letter.value_sha256 == hashlib.sha256(huge).hexdigest()
+    assert letter.source_offset == 9 and letter.stage == "decode"
+
+
+def test_a_small_record_is_carried_whole_in_its_dead_letter() -> None:
+    letter = CODEC.decode(_score([FakeMessage(b"junk", b"k")]).dead_letters[0].value,
+                          DeadLetter)
+    assert (letter.value, letter.value_size, letter.value_sha256) == (b"junk", None, None)

@@ -301,3 +301,25 @@ def test_with_no_version_to_fall_back_on_records_wait_in_kafka_for_the_next_one(
     assert not outputs.dead_letters
     assert {p.model_version for p in outputs.predictions} == {"v2"}
     assert set(outputs.outcome_counts().values()) == {1}
+
+
+def test_a_record_at_the_brokers_size_limit_becomes_a_dead_letter_and_the_partition_moves_on(
+    quick_model: Path, publisher: PublisherSettings, workers: Workers,
+    kafka: KafkaSettings, topics: TopicSettings,
+) -> None:
+    worker = serving(quick_model, publisher, workers, "v1")
+    requests = real_requests(200)
+    send(kafka, topics.records, requests[:100])
+    prod = producer(kafka)  # a default producer: it accepts values up to ~1,000,000 bytes
+    for i in range(2):
+        prod.produce(topics.records, key=f"huge-{i}".encode(), value=bytes(999_900),
+                     partition=i % topics.partitions)
+    flush_or_raise(prod, 30)
+    send(kafka, topics.records, requests[100:])
+    all_outcomes(kafka, topics, 202)
+
+    outputs = read_outputs(kafka, topics)
+    assert len(outputs.predictions) == 200
+    huge = [d for d in outputs.dead_letters if d.key and d.key.startswith(b"huge-")]
+    assert len(huge) == 2 and {d.value_size for d in huge} == {999_900}
+    assert worker.process is not None and worker.process.poll() is None  # no crash
