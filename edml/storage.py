@@ -96,17 +96,18 @@ class GcsStore:
     against the stored crc32c by the client.
     """
 
-    def __init__(self, settings: StorageSettings) -> None:
+    def __init__(self, settings: StorageSettings, retries: bool = True) -> None:
         from google.api_core import exceptions, retry
         from google.cloud import storage
 
         self._errors = exceptions
         self._timeout = settings.timeout_s
-        # transient errors retried with backoff, for at most the timeout in all
+        # transient errors retried with backoff, for at most the timeout in all (None: each
+        # call tried once, bounded by the timeout)
         self._retry = retry.Retry(
             predicate=retry.if_transient_error, initial=0.2, maximum=2.0,
             timeout=settings.timeout_s,
-        )
+        ) if retries else None
         kwargs: dict[str, Any] = {"project": settings.project or "edml"}
         if settings.endpoint:
             from google.auth.credentials import AnonymousCredentials
@@ -210,11 +211,13 @@ def _relative_object(name: str, prefix: str, uri: str) -> str:
     return relative
 
 
-def open_store(settings: StorageSettings, uri: str | None = None) -> ArtifactStore:
-    """The store for ``uri`` (default: the settings' storage URI), chosen by its scheme."""
+def open_store(settings: StorageSettings, uri: str | None = None,
+               retries: bool = True) -> ArtifactStore:
+    """The store for ``uri`` (default: the settings' storage URI), chosen by its scheme.
+    ``retries=False`` turns the client's own retries off, for a caller that retries."""
     scheme = urllib.parse.urlparse(uri or settings.uri).scheme
     if scheme == "file":
         return FileStore()
     if scheme == "gs":
-        return GcsStore(settings)
+        return GcsStore(settings, retries)
     raise ConfigError(f"unsupported storage URI {uri or settings.uri}: use file:// or gs://")

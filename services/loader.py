@@ -24,9 +24,11 @@ from edml.settings import StorageSettings
 from edml.signature import check_signature
 from edml.storage import check_artifact_location, open_store
 
-__all__ = ["LoadedVersion", "ModelLoader"]
+__all__ = ["LoadedVersion", "ModelLoader", "OnRetry"]
 
 log = get_logger(__name__)
+# (the version, the failed attempt's number, its error, the seconds before the next)
+OnRetry = Callable[[ModelMetadata, int, StorageError, float], None]
 
 
 @dataclass(frozen=True)
@@ -48,14 +50,17 @@ class ModelLoader:
         self._attempts, self._backoff_s = attempts, backoff_s
         self._sleep, self._clock = sleep, clock
 
-    def load(self, metadata: ModelMetadata) -> LoadedVersion:
-        """Everything that can refuse a version runs before anything serves it."""
+    def load(self, metadata: ModelMetadata,
+             on_retry: OnRetry = lambda metadata, attempt, exc, wait_s: None) -> LoadedVersion:
+        """Everything that can refuse a version runs before anything serves it. A fetch that
+        fails for storage (not for the artifact) is retried; ``on_retry`` hears of each
+        failed attempt before the wait."""
         started = self._clock()
         # refuse before downloading anything
         check_artifact_location(metadata.storage_uri, metadata.name, metadata.version,
                                 self._storage.roots)
         check_signature(metadata.signature)
-        local = self._fetch(metadata)
+        local = self._fetch(metadata, on_retry)
         model = load_savedmodel(local, metadata.signature.name)
         if set(model.signature.inputs) != set(metadata.signature.inputs) or \
                 model.signature.output != metadata.signature.output:
@@ -64,7 +69,7 @@ class ModelLoader:
         self._warm_up(metadata, model)
         return LoadedVersion(metadata, model, self._clock() - started)
 
-    def _fetch(self, metadata: ModelMetadata) -> Path:
+    def _fetch(self, metadata: ModelMetadata, on_retry: OnRetry) -> Path:
         target = (self._cache / validate_name("model name", metadata.name)
                   / validate_name("version", metadata.version))
         if target.is_dir():
@@ -75,7 +80,9 @@ class ModelLoader:
         for attempt in range(1, self._attempts + 1):
             staging = self._cache / f".download-{uuid.uuid4().hex}"
             try:
-                open_store(self._storage, metadata.storage_uri).download_dir(
+                # retries=False: these attempts are the one retry layer, so a failure is
+                # seen (and alerted on) after one storage call, not after the client's own
+                open_store(self._storage, metadata.storage_uri, retries=False).download_dir(
                     metadata.storage_uri, staging)
                 actual = checksum_of(staging)
                 if actual != metadata.checksum:
@@ -93,6 +100,7 @@ class ModelLoader:
                 wait = self._backoff_s * 2 ** (attempt - 1)
                 event(log, "model.fetch_retry", logging.WARNING, model=metadata.name,
                       version=metadata.version, attempt=attempt, wait_s=wait, error=str(exc))
+                on_retry(metadata, attempt, exc, wait)
                 self._sleep(wait)
             finally:
                 shutil.rmtree(staging, ignore_errors=True)

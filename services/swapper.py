@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 from edml.contracts import ModelEvent, ModelMetadata
-from edml.errors import EdmlError, UnfitModel
+from edml.errors import ArtifactError, EdmlError, StorageError, UnfitModel
 from edml.logs import event, get_logger
 from services.loader import LoadedVersion, ModelLoader
 from services.metrics import Metrics
@@ -21,15 +22,25 @@ from services.model_table import ModelTable
 __all__ = ["ModelSwapper"]
 
 log = get_logger(__name__)
+RETRY_FIRST_WAIT_S = 2.0  # seconds before a version refused for an outage is tried again
+RETRY_MAX_WAIT_S = 60.0  # the backoff doubles up to this
 
 
 class ModelSwapper:
     def __init__(self, model_name: str, loader: ModelLoader, slot: ModelSlot, metrics: Metrics,
                  report: Callable[[ModelEvent], None], worker: str,
-                 table: ModelTable | None = None) -> None:
+                 table: ModelTable | None = None,
+                 clock: Callable[[], float] = time.monotonic,
+                 retry_waits_s: tuple[float, float] = (RETRY_FIRST_WAIT_S, RETRY_MAX_WAIT_S),
+                 ) -> None:
         self._name, self._loader, self._slot = model_name, loader, slot
         self._metrics, self._report, self._worker = metrics, report, worker
         self._table = table  # where retired versions and the fallback are remembered
+        self._clock = clock
+        # a version refused for an outage, and when to try it again
+        self._retry: tuple[ModelMetadata, float] | None = None
+        self._retry_wait_s, self._retry_waits_s = 0.0, retry_waits_s
+        self._alerted: str | None = None  # the version whose outage has been alerted on
         self._wanted: ModelMetadata | None = None
         self._changed = threading.Condition()
         self._stop = False
@@ -58,11 +69,16 @@ class ModelSwapper:
         with self._changed:
             while not self._stop:
                 wanted, self._wanted = self._wanted, None
+                if wanted is not None:
+                    self._retry = None  # a newer event supersedes a pending retry
+                elif self._retry is not None and self._clock() >= self._retry[1]:
+                    wanted, self._retry = self._retry[0], None
                 current = self._slot.current
                 if wanted is not None and (current is None or wanted.version != current.version
                                            or wanted.checksum != current.metadata.checksum):
                     return wanted
-                self._changed.wait()
+                self._changed.wait(None if self._retry is None
+                                   else max(0.0, self._retry[1] - self._clock()))
         return None
 
     def _run(self) -> None:
@@ -76,12 +92,17 @@ class ModelSwapper:
                                  "records and on the smoke requests")
             event(log, "model.loading", model=metadata.name, version=metadata.version,
                   uri=metadata.storage_uri)
-            loaded = self._loader.load(metadata)
+            loaded = self._loader.load(metadata, on_retry=self._fetch_failed)
         except EdmlError as exc:
-            self._refuse(metadata, exc)
+            outage = isinstance(exc, StorageError) and not isinstance(exc, ArtifactError)
+            if outage:
+                self._retry_later(metadata)
+            if not (outage and self._alerted == metadata.version):  # one alert per outage
+                self._refuse(metadata, exc)
             if self._slot.current is None and not recovering:
                 self._recover(metadata)
             return
+        self._alerted, self._retry_wait_s = None, 0.0
         previous = self._slot.swap(loaded)
         if self._table is not None:
             if previous is not None and previous.version != loaded.version:
@@ -93,6 +114,24 @@ class ModelSwapper:
               previous=previous.version if previous else None,
               load_s=round(loaded.load_seconds, 3))
         self._tell(loaded.metadata, "loaded", load_seconds=loaded.load_seconds)
+
+    def _fetch_failed(self, metadata: ModelMetadata, attempt: int, exc: StorageError,
+                      wait_s: float) -> None:
+        """The first failed fetch of a version raises the alarm while retrying goes on:
+        an operator learns of a storage outage in seconds, not after every retry."""
+        if attempt == 1 and self._alerted != metadata.version:
+            self._alerted = metadata.version
+            self._refuse(metadata, StorageError(f"{exc} (attempt 1 failed; retrying)"))
+
+    def _retry_later(self, metadata: ModelMetadata) -> None:
+        """Storage was away, not the artifact wrong: try the version again, backing off up
+        to ``RETRY_MAX_WAIT_S``, until it loads or a newer version is announced."""
+        first, most = self._retry_waits_s
+        self._retry_wait_s = min(max(2 * self._retry_wait_s, first), most)
+        event(log, "model.retry_scheduled", logging.WARNING, model=metadata.name,
+              version=metadata.version, in_s=self._retry_wait_s)
+        with self._changed:
+            self._retry = (metadata, self._clock() + self._retry_wait_s)
 
     def _recover(self, refused: ModelMetadata) -> None:
         """Nothing serves and the latest version was refused (a restart whose latest event

@@ -21,6 +21,7 @@ from edml.settings import KafkaSettings, StorageSettings, TopicSettings
 from edml.storage import open_store
 from model_publisher.publish import announce, publish
 from model_publisher.settings import PublisherSettings
+from tests.faults import proxy_to
 from tests.services.workers import (
     Workers,
     all_outcomes,
@@ -125,3 +126,35 @@ def _refusals(kafka: KafkaSettings, topics: TopicSettings) -> int:
     return sum(1 for e in read_model_events(kafka, topics)
                if (e.kind, e.model_version, e.error_kind) == ("load_failed", "v2",
                                                                "ArtifactError"))
+
+
+@pytest.mark.parametrize("fault", ["down", "hung"])
+def test_storage_away_during_a_swap_alerts_within_seconds_and_the_version_loads_when_back(
+    fault: str, quick_model: Path, publisher: PublisherSettings, workers: Workers,
+    kafka: KafkaSettings, topics: TopicSettings, gcs: StorageSettings,
+) -> None:
+    assert gcs.endpoint is not None
+    with proxy_to(int(gcs.endpoint.rsplit(":", 1)[1])) as storage:
+        publish(quick_model, "trips", publisher, version="v1")
+        worker = workers.make("w1", storage=gcs.model_copy(
+            update={"endpoint": storage.endpoint})).start()
+        worker.wait_ready("v1")
+        storage.down() if fault == "down" else storage.hang()  # hung: the 5 s timeout bounds
+        publish(quick_model, "trips", publisher, version="v2")  # the publisher's storage is up
+        sent = time.monotonic()
+        wait_for(lambda: _storage_alerts(kafka, topics) == 1, 10, "the alert")
+        assert time.monotonic() - sent < 10
+        assert worker.readiness()["model_version"] == "v1"  # the old version serves on
+        time.sleep(3)
+        storage.restore()
+        worker.wait_ready("v2", timeout_s=60)  # retried on its own, no new event needed
+        assert _storage_alerts(kafka, topics) == 1  # one alert for the whole outage
+        send(kafka, topics.records, real_requests(50))
+        all_outcomes(kafka, topics, 50)
+        assert {p.model_version for p in read_outputs(kafka, topics).predictions} == {"v2"}
+
+
+def _storage_alerts(kafka: KafkaSettings, topics: TopicSettings) -> int:
+    return sum(1 for e in read_model_events(kafka, topics)
+               if (e.kind, e.model_version, e.error_kind) == ("load_failed", "v2",
+                                                               "StorageError"))

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from edml.contracts import ModelEvent, ModelMetadata
-from edml.errors import ArtifactError
+from edml.errors import ArtifactError, StorageError
 from edml.samples import sample_events
 from services.loader import LoadedVersion
 from services.metrics import Metrics
@@ -23,12 +23,21 @@ def _version(version: str, name: str = "trips") -> ModelMetadata:
 
 
 class FakeLoader:
-    def __init__(self, broken: set[str]) -> None:
-        self.broken, self.loaded = broken, []  # type: ignore[var-annotated]
+    """Refuses ``broken`` versions for good; fails ``outage`` loads for storage first."""
 
-    def load(self, metadata: ModelMetadata) -> LoadedVersion:
+    def __init__(self, broken: set[str], outage: int = 0) -> None:
+        self.broken, self.loaded = broken, []  # type: ignore[var-annotated]
+        self.outage, self.attempts = outage, 0
+
+    def load(self, metadata: ModelMetadata, on_retry: Any = None) -> LoadedVersion:
         if metadata.version in self.broken:
             raise ArtifactError(f"{metadata.version}: checksum mismatch")
+        self.attempts += 1
+        if self.attempts <= self.outage:
+            error = StorageError("connection refused")
+            if on_retry is not None:
+                on_retry(metadata, 1, error, 0.1)
+            raise error
         self.loaded.append(metadata.version)
         return LoadedVersion(metadata, model=None, load_seconds=0.01)  # type: ignore[arg-type]
 
@@ -132,3 +141,34 @@ def test_retiring_the_only_version_empties_the_slot() -> None:
     assert swapper.retire(slot.current, UnfitModel("no")) is None  # type: ignore[arg-type]
     swapper.stop()
     assert slot.current is None and not slot.ready.is_set()
+
+
+def test_a_version_refused_for_a_storage_outage_alerts_once_and_is_retried_until_it_loads(
+) -> None:
+    events: list[ModelEvent] = []
+    slot, loader = ModelSlot(), FakeLoader(set(), outage=3)
+    swapper = ModelSwapper("trips", loader, slot, Metrics(), events.append,  # type: ignore[arg-type]
+                           "worker-1", retry_waits_s=(0.05, 0.2))
+    swapper.start()
+    swapper.offer(_version("v1"))
+    _until(lambda: slot.current is not None)
+    swapper.stop()
+    assert loader.attempts == 4  # three outages, then storage is back
+    assert [(e.kind, e.error_kind) for e in events] == [("load_failed", "StorageError"),
+                                                        ("loaded", None)]
+    assert "retrying" in (events[0].message or "")
+
+
+def test_a_newer_version_supersedes_a_pending_retry() -> None:
+    events: list[ModelEvent] = []
+    slot, loader = ModelSlot(), FakeLoader(set(), outage=1)
+    swapper = ModelSwapper("trips", loader, slot, Metrics(), events.append,  # type: ignore[arg-type]
+                           "worker-1", retry_waits_s=(5.0, 5.0))
+    swapper.start()
+    swapper.offer(_version("v1"))
+    _until(lambda: len(events) == 1)
+    swapper.offer(_version("v2"))
+    _until(lambda: slot.current is not None)
+    time.sleep(0.1)
+    swapper.stop()
+    assert slot.current.version == "v2" and loader.loaded == ["v2"]  # type: ignore[union-attr]

@@ -170,9 +170,10 @@ class Workers:
         self.started: list[Worker] = []
         self._group = f"scoring-{uuid.uuid4().hex[:8]}"  # this test's own consumer group
 
-    def make(self, name: str, topics: TopicSettings | None = None) -> Worker:
+    def make(self, name: str, topics: TopicSettings | None = None,
+             storage: StorageSettings | None = None) -> Worker:
         kafka, own, gcs = self._args
-        worker = Worker(kafka, topics or own, gcs, self._root / name, self._group)
+        worker = Worker(kafka, topics or own, storage or gcs, self._root / name, self._group)
         self.started.append(worker)
         return worker
 
