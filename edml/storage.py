@@ -1,5 +1,11 @@
 """Object storage for model artifacts: a local directory (``file://``) or Google Cloud Storage
-(``gs://``), behind one small interface. Library errors become ``StorageError`` here."""
+(``gs://``), behind one small interface. Library errors become ``StorageError`` here.
+
+A version is complete, and exists, once its marker (``COMPLETE``, the manifest of its
+files) is written, last. An upload that finds a version's files without the marker (an
+earlier attempt that failed half-way) removes them and uploads again, so a retry of the
+same version completes it. Downloads leave the marker out: the files are the SavedModel.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +17,24 @@ from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
-from edml.artifacts import artifact_uri
+from edml.artifacts import artifact_uri, manifest
 from edml.errors import ArtifactError, ConfigError, StorageError
 from edml.settings import StorageSettings
 
-__all__ = ["ArtifactStore", "FileStore", "GcsStore", "check_artifact_location", "open_store"]
+__all__ = [
+    "COMPLETE",
+    "ArtifactStore",
+    "FileStore",
+    "GcsStore",
+    "check_artifact_location",
+    "open_store",
+]
+
+COMPLETE = ".edml-complete"  # written last: the version's manifest, and its completeness
+
+
+def _marker(local: Path) -> bytes:
+    return "".join(f"{e.path}\t{e.size}\t{e.sha256}\n" for e in manifest(local)).encode()
 
 
 class ArtifactStore(Protocol):
@@ -45,30 +64,38 @@ def _file_path(uri: str) -> Path:
 
 
 class FileStore:
-    """Artifacts in a local directory; an upload appears whole or not at all (rename)."""
+    """Artifacts in a local directory; an upload appears whole or not at all (a staging
+    folder beside the target, renamed), and a failed one leaves no staging folder behind."""
 
     def exists(self, uri: str) -> bool:
-        path = _file_path(uri)
-        return path.is_dir() and any(path.iterdir())
+        return (_file_path(uri) / COMPLETE).is_file()
 
     def upload_dir(self, local: Path, uri: str) -> None:
         target = _file_path(uri)
         if self.exists(uri):
             raise ArtifactError(f"{uri} exists already: versions are immutable")
+        staging: Path | None = None
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             staging = Path(tempfile.mkdtemp(prefix=".upload-", dir=target.parent))
             shutil.copytree(local, staging, dirs_exist_ok=True)
+            (staging / COMPLETE).write_bytes(_marker(local))
+            if target.exists():  # files of a version that never completed
+                shutil.rmtree(target)
             staging.rename(target)
+            staging = None
         except OSError as exc:
             raise StorageError(f"cannot store {local} at {uri}: {exc}") from exc
+        finally:
+            if staging is not None:
+                shutil.rmtree(staging, ignore_errors=True)
 
     def download_dir(self, uri: str, local: Path) -> None:
         source = _file_path(uri)
-        if not self.exists(uri):
+        if not source.is_dir() or not any(source.iterdir()):
             raise ArtifactError(f"no artifact at {uri}")
         try:
-            shutil.copytree(source, local)
+            shutil.copytree(source, local, ignore=shutil.ignore_patterns(COMPLETE))
         except OSError as exc:
             raise StorageError(f"cannot copy {uri} to {local}: {exc}") from exc
 
@@ -137,24 +164,37 @@ class GcsStore:
             raise self._translate(exc, f"listing {uri}") from exc
 
     def exists(self, uri: str) -> bool:
-        return bool(self._names(uri)[2])
+        _, prefix, names = self._names(uri)
+        return prefix + COMPLETE in names
 
     def upload_dir(self, local: Path, uri: str) -> None:
         bucket, prefix, existing = self._names(uri)
-        if existing:
+        if prefix + COMPLETE in existing:
             raise ArtifactError(f"{uri} exists already: versions are immutable")
-        for path in sorted(p for p in local.rglob("*") if p.is_file()):
-            blob = bucket.blob(prefix + path.relative_to(local).as_posix())
-            try:
-                blob.upload_from_filename(
-                    str(path), if_generation_match=0, checksum="crc32c",
-                    timeout=self._timeout, retry=self._retry,
-                )
-            except Exception as exc:  # transport, API and checksum errors
-                raise self._translate(exc, f"uploading {path} to {uri}") from exc
+        if existing:  # an earlier upload of this version failed half-way: start it anew
+            self.delete_dir(uri)
+        files = sorted(p for p in local.rglob("*") if p.is_file())
+        for path in files:
+            self._put(bucket.blob(prefix + path.relative_to(local).as_posix()), uri,
+                      filename=path)
+        # last: until the marker is there, the version does not exist for anyone
+        self._put(bucket.blob(prefix + COMPLETE), uri, data=_marker(local))
+
+    def _put(self, blob: Any, uri: str, filename: Path | None = None,
+             data: bytes | None = None) -> None:
+        common = {"if_generation_match": 0, "checksum": "crc32c", "timeout": self._timeout,
+                  "retry": self._retry}
+        try:
+            if filename is not None:
+                blob.upload_from_filename(str(filename), **common)
+            else:
+                blob.upload_from_string(data, **common)
+        except Exception as exc:  # transport, API and checksum errors
+            raise self._translate(exc, f"uploading {blob.name} to {uri}") from exc
 
     def download_dir(self, uri: str, local: Path) -> None:
         bucket, prefix, names = self._names(uri)
+        names = [name for name in names if name != prefix + COMPLETE]
         if not names:
             raise ArtifactError(f"no artifact at {uri}")
         relatives = [_relative_object(name, prefix, uri) for name in names]  # all before any

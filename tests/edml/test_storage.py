@@ -88,3 +88,48 @@ def test_an_object_name_that_climbs_out_of_the_download_is_refused() -> None:
     for name in ("m/trips/v1/../../../etc/passwd", "m/trips/v1//etc/passwd"):
         with pytest.raises(ArtifactError, match="outside the download"):
             _relative_object(name, "m/trips/v1/", "gs://b/m/trips/v1/")
+
+
+@pytest.mark.gcs
+def test_an_upload_that_fails_half_way_is_invisible_and_a_retry_completes_it(
+    gcs: StorageSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from edml.storage import COMPLETE, GcsStore
+
+    store, uri = open_store(gcs), f"{gcs.uri}/m/half/"
+    model = _model_dir(tmp_path / "model")
+    real_put, calls = GcsStore._put, []
+
+    def failing_put(self: GcsStore, blob: object, *args: object, **kwargs: object) -> None:
+        calls.append(blob)
+        if len(calls) == 2:
+            raise StorageError("connection reset in the middle of the upload")
+        real_put(self, blob, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(GcsStore, "_put", failing_put)
+    with pytest.raises(StorageError):
+        store.upload_dir(model, uri)
+    monkeypatch.setattr(GcsStore, "_put", real_put)
+    assert not store.exists(uri)  # one file is there, the marker is not: no version
+
+    store.upload_dir(model, uri)  # the retry of the same version
+    assert store.exists(uri)
+    store.download_dir(uri, tmp_path / "back")
+    assert checksum_of(tmp_path / "back") == checksum_of(model)
+    assert not (tmp_path / "back" / COMPLETE).exists()
+
+
+def test_a_failed_file_upload_leaves_no_staging_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    model, uri = _model_dir(tmp_path / "model"), (tmp_path / "store" / "m" / "1").as_uri()
+
+    def disk_full(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(shutil, "copytree", disk_full)
+    with pytest.raises(StorageError, match="No space left"):
+        FileStore().upload_dir(model, uri)
+    assert list((tmp_path / "store" / "m").iterdir()) == []
