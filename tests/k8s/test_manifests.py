@@ -151,3 +151,36 @@ def test_every_path_and_command_the_dockerfile_names_exists() -> None:
     assert re.search(r"^USER 10001", dockerfile, re.M)
     final_stage = dockerfile.rsplit("FROM ", 1)[1]
     assert "pip install" not in final_stage and "COPY --from=build /opt/edml" in final_stage
+
+
+def _pods(resources: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    by_kind = _by_kind(resources)
+    return {name: by_kind[name]["spec"]["template"]["spec"]
+            for name in ("StatefulSet/edml-scoring", "Job/edml-publish")}
+
+
+def test_a_key_file_is_named_only_where_a_key_is_mounted(overlay: Path) -> None:
+    for name, pod in _pods(render(overlay)).items():
+        container = pod["containers"][0]
+        env = {e["name"]: e.get("value") for e in container.get("env", [])}
+        key = env.get("GOOGLE_APPLICATION_CREDENTIALS")
+        if key is None:  # Application Default Credentials: the pod's service account
+            assert pod["serviceAccountName"] in ("edml-scoring", "edml-publish"), name
+            continue
+        mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+        volume = mounts[str(Path(key).parent)]
+        secret = next(v for v in pod["volumes"] if v["name"] == volume)["secret"]
+        assert not secret.get("optional"), f"{name}: the key may be absent, the variable not"
+
+
+def test_the_base_and_prod_use_workload_identity_and_dev_a_key() -> None:
+    for overlay in ("prod", "dev"):
+        resources = render(K8S / "overlays" / overlay)
+        accounts = {r["metadata"]["name"]: r for r in resources if r["kind"] == "ServiceAccount"}
+        assert set(accounts) == {"edml-scoring", "edml-publish"}
+        annotated = all("iam.gke.io/gcp-service-account" in a["metadata"].get("annotations", {})
+                        for a in accounts.values())
+        envs = [e["name"] for pod in _pods(resources).values()
+                for e in pod["containers"][0].get("env", [])]
+        assert annotated == (overlay == "prod")
+        assert ("GOOGLE_APPLICATION_CREDENTIALS" in envs) == (overlay == "dev")
