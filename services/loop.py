@@ -121,7 +121,9 @@ class ScoringLoop:
             "partition.assignment.strategy": "range",
             "fetch.wait.max.ms": max(1, int(s.batch_wait_s * 1000)),
         })
-        writer = producer(s.kafka, **{"linger.ms": 1})
+        # delivery keeps retrying through a broker outage, for as long as the loop waits
+        writer = producer(s.kafka, **{"linger.ms": 1,
+                                      "delivery.timeout.ms": int(s.broker_outage_s * 1000)})
         for topic in (s.topics.predictions, s.topics.dead_letters):
             # learn the output topics' leaders now, not while the first batch waits
             writer.list_topics(topic, timeout=s.kafka.request_timeout_s)
@@ -177,6 +179,9 @@ class ScoringLoop:
         for msg in messages:
             err = msg.error()
             if err is not None:
+                if err.code() == KafkaError._MAX_POLL_EXCEEDED:  # waited out an outage:
+                    event(log, "scoring.rejoining", logging.WARNING, error=err.str())
+                    continue  # the next consume rejoins; uncommitted records come again
                 if err.fatal() or not err.retriable():
                     raise BrokerError(f"consuming: {err.str()}")
                 continue
@@ -185,10 +190,26 @@ class ScoringLoop:
             self._score(records, writer)
         if actuals:
             self._join(actuals, writer)
-        remaining = writer.flush(self._s.kafka.request_timeout_s)
+        self._deliver(writer)
+
+    def _deliver(self, writer: Any) -> None:
+        """Every output of the batch delivered, before its offsets are committed. A broker
+        that stops answering is waited for (the producer keeps retrying) up to
+        ``broker_outage_s``: an outage is nobody's fault and not a reason to exit."""
+        started, warned = time.monotonic(), False
+        while (remaining := writer.flush(1.0)) > 0 and self._delivery_error is None:
+            waited = time.monotonic() - started
+            if waited > self._s.broker_outage_s:
+                break
+            if not warned and waited > self._s.kafka.request_timeout_s:
+                warned = True
+                event(log, "scoring.waiting_for_broker", logging.WARNING, pending=remaining,
+                      bootstrap=self._s.kafka.bootstrap, gives_up_after_s=self._s.broker_outage_s)
         if remaining or self._delivery_error:
             raise BrokerError(f"outputs not delivered: {remaining} pending, "
                               f"error {self._delivery_error}")
+        if warned:
+            event(log, "scoring.broker_back", waited_s=round(time.monotonic() - started, 1))
 
     def _delivered(self, error: KafkaError | None, msg: Any) -> None:
         if error is not None:

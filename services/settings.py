@@ -35,6 +35,9 @@ class ScoringSettings(BaseSettings):
     evaluate: bool = True
     # seconds a prediction waits for its trip's actual duration (the join store's TTL)
     evaluation_horizon_s: float = Field(default=4 * 3600, gt=0)
+    # seconds the worker waits for a broker that stopped answering (a failover, a stall)
+    # before it gives up and exits; outputs in flight are delivered when it is back
+    broker_outage_s: float = Field(default=300.0, gt=0)
     web_host: str = "0.0.0.0"
     web_port: int = Field(default=6066, ge=1, le=65_535)
     worker_id: str = Field(default_factory=socket.gethostname)  # names this worker in events
