@@ -164,10 +164,9 @@ class Codec:
         """Single-object encoding, or the Confluent framing when a registry URL is set."""
         if settings.url is None:
             return cls()
-        from edml.registry import HttpSchemaRegistry
+        from edml.registry import ConfluentRegistry
 
-        password = settings.password.get_secret_value() if settings.password else None
-        return cls(registry=HttpSchemaRegistry(settings.url, settings.username, password))
+        return cls(registry=ConfluentRegistry(settings))
 
     def add_writer_schema(self, schema: dict[str, Any] | str) -> bytes:
         """Make a writer schema known by fingerprint (for single-object messages) and return it.
@@ -239,10 +238,9 @@ class Codec:
                     f"message framed for a schema registry (schema id {schema_id}) "
                     "but no registry is configured"
                 )
-            try:
-                text = self._registry.schema(schema_id)
-            except Exception as exc:  # any registry failure makes this message undecodable
-                raise DecodeError(f"schema id {schema_id}: registry lookup failed: {exc}") from exc
+            # DecodeError for an unknown id; RegistryUnavailable (the registry's failure, not
+            # the message's) passes through: the caller waits, no record is blamed
+            text = self._registry.schema(schema_id)
             schema = self._by_id[schema_id] = _parse(json.loads(text))
         return schema
 

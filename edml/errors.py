@@ -7,6 +7,7 @@
     │   ├── EncodeError        a value that does not fit its schema
     │   └── InvalidRecord      a well-formed record whose values cannot be scored
     ├── BrokerError            Kafka unreachable, a topic operation or delivery failed
+    ├── RegistryUnavailable    the schema registry does not answer, or fails: records wait
     ├── StorageError           object storage unreachable or refusing
     │   └── ArtifactError      a model artifact is missing, exists already, or fails its checksum
     ├── DataError              training data missing, unreadable or empty after cleaning
@@ -31,6 +32,7 @@ __all__ = [
     "EncodeError",
     "InvalidRecord",
     "ModelError",
+    "RegistryUnavailable",
     "StackError",
     "StorageError",
     "UnfitModel",
@@ -63,6 +65,10 @@ class InvalidRecord(ContractError):
 
 class BrokerError(EdmlError):
     pass
+
+
+class RegistryUnavailable(EdmlError):
+    """Nothing is wrong with the records: they wait in Kafka while the worker retries."""
 
 
 class StorageError(EdmlError):

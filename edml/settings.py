@@ -88,6 +88,8 @@ class RegistrySettings(BaseSettings):
     url: str | None = None
     username: str | None = None
     password: SecretStr | None = None
+    ssl_ca_location: str | None = None  # CA bundle for an https registry
+    timeout_s: float = Field(default=5.0, gt=0)  # seconds per registry request
 
 
 class TopicSettings(BaseSettings):

@@ -26,7 +26,7 @@ from confluent_kafka import KafkaError, Message, TopicPartition
 
 from edml.codec import Codec
 from edml.contracts import TripCompleted
-from edml.errors import BrokerError, ContractError, UnfitModel
+from edml.errors import BrokerError, ContractError, RegistryUnavailable, UnfitModel
 from edml.kafka import consumer, producer
 from edml.logs import event, get_logger
 from services.batch import BatchResult, dead_letter, dead_letter_key, score_batch
@@ -40,6 +40,8 @@ __all__ = ["ScoringLoop"]
 
 log = get_logger(__name__)
 _WAITING_LOG_EVERY_S = 30.0  # how often a worker without a model says it is waiting
+_REGISTRY_FIRST_WAIT_S = 1.0  # seconds before a batch the registry failed is tried again
+_REGISTRY_MAX_WAIT_S = 30.0  # the wait doubles up to this
 Retire = Callable[[LoadedVersion, UnfitModel], LoadedVersion | None]
 
 
@@ -53,6 +55,7 @@ class ScoringLoop:
                  wall_clock: Callable[[], float] = time.time) -> None:
         self._s, self._slot, self._caught_up = settings, slot, caught_up
         self._retire = retire
+        self._registry_wait_s = 0.0
         self._codec, self._metrics, self._evaluator = codec, metrics, evaluator
         self._now = wall_clock
         self._stop = threading.Event()
@@ -139,9 +142,15 @@ class ScoringLoop:
                     try:
                         self._process(messages, writer)
                     except _NoModel:
-                        self._rewind_and_wait(reader, messages)
+                        self._rewind_and_wait(reader, messages, self._slot.ready.is_set,
+                                              "no servable version")
                         self._in_batch = False
                         continue
+                    except RegistryUnavailable as exc:
+                        self._wait_for_registry(reader, messages, exc)
+                        self._in_batch = False
+                        continue
+                    self._registry_wait_s = 0.0
                     self._in_batch = False
                     reader.commit(asynchronous=True)
         except BaseException:
@@ -155,10 +164,21 @@ class ScoringLoop:
             event(log, "scoring.final_commit_skipped", error=str(exc))
         reader.close()
 
-    def _rewind_and_wait(self, reader: Any, messages: Sequence[Message]) -> None:
-        """Nothing can score the batch: put it back (seek to its first offsets), pause the
-        partitions, and keep polling (so the group keeps this member) until a version
-        serves. Nothing is committed or dead-lettered meanwhile."""
+    def _wait_for_registry(self, reader: Any, messages: Sequence[Message],
+                           exc: RegistryUnavailable) -> None:
+        """The registry failed: the batch waits, then is tried again, backing off."""
+        self._registry_wait_s = min(max(2 * self._registry_wait_s, _REGISTRY_FIRST_WAIT_S),
+                                    _REGISTRY_MAX_WAIT_S)
+        self._metrics.dependency_failures.labels("schema_registry").inc()
+        retry_at = time.monotonic() + self._registry_wait_s
+        self._rewind_and_wait(reader, messages, lambda: time.monotonic() >= retry_at,
+                              f"{exc}; retrying in {self._registry_wait_s:g} s")
+
+    def _rewind_and_wait(self, reader: Any, messages: Sequence[Message],
+                         until: Callable[[], bool], why: str) -> None:
+        """The batch cannot be scored now, and it is nobody's fault: put it back (seek to
+        its first offsets), pause the partitions, and keep polling (so the group keeps
+        this member) until ``until()``. Nothing is committed or dead-lettered meanwhile."""
         first: dict[tuple[str, int], int] = {}
         for msg in messages:
             if msg.error() is None:
@@ -167,9 +187,9 @@ class ScoringLoop:
             reader.seek(TopicPartition(topic, partition, offset))
         reader.pause(reader.assignment())
         event(log, "scoring.paused", logging.ERROR, model=self._s.model_name,
-              reason="no servable version: records wait in Kafka")
-        while not self._stop.is_set() and not self._slot.ready.is_set():
-            reader.consume(1, 0.5)  # paused: returns nothing, keeps the membership
+              reason=why, records_wait=len(messages))
+        while not self._stop.is_set() and not until():
+            reader.consume(1, 0.2)  # paused: returns nothing, keeps the membership
         reader.resume(reader.assignment())
         event(log, "scoring.resumed", model=self._s.model_name)
 

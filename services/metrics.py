@@ -35,6 +35,9 @@ class Metrics:
                                             buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60))
         self.model_load_failures = Counter("edml_model_load_failures", "Versions refused",
                                            ["model_version", "kind"], registry=r)
+        self.dependency_failures = Counter(
+            "edml_dependency_failures", "Batches that waited because a dependency failed "
+            "(the records wait in Kafka; none is dead-lettered)", ["dependency"], registry=r)
         self.live_abs_error_minutes = Histogram(
             "edml_live_abs_error_minutes", "Absolute error of predictions joined with the "
             "actual durations", ["model_version"], buckets=_ERROR_BUCKETS, registry=r)

@@ -37,7 +37,8 @@ class ScoringService(Service):
         self.slot = ModelSlot()
         self._events = producer(settings.kafka)
         data = settings.data_dir
-        self.table = ModelTable(data / "models.rocksdb", self.codec)
+        # the table is this worker's own: single-object encoding, no registry to wait for
+        self.table = ModelTable(data / "models.rocksdb", Codec())
         self.evaluator = LiveEvaluator(data / "joins.rocksdb", metrics,
                                        settings.evaluation_horizon_s)
         loader = ModelLoader(settings.storage, data / "cache", settings.load_attempts,

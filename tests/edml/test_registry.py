@@ -1,66 +1,71 @@
-"""The schema registry client against a registry speaking the Confluent REST API on loopback."""
+"""The schema registry through confluent-kafka's client, against a registry speaking the
+Confluent REST API on loopback that answers, fails, or hangs."""
 
 from __future__ import annotations
 
-import json
-import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from pydantic import SecretStr
 
 from edml.codec import Codec
 from edml.contracts import TripRequest
-from edml.errors import BrokerError
+from edml.errors import DecodeError, RegistryUnavailable
 from edml.local.processes import free_port
-from edml.registry import HttpSchemaRegistry
+from edml.settings import RegistrySettings
+from tests.registry_server import FakeRegistry, running_registry
 
-
-class _Registry(BaseHTTPRequestHandler):
-    schemas: list[str] = []  # noqa: RUF012  (shared by the server's handler instances)
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        if body["schema"] not in self.schemas:
-            self.schemas.append(body["schema"])
-        self._reply({"id": self.schemas.index(body["schema"]) + 1})
-
-    def do_GET(self) -> None:
-        self._reply({"schema": self.schemas[int(self.path.rsplit("/", 1)[1]) - 1]})
-
-    def _reply(self, payload: object) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: object) -> None:
-        pass
+REQUEST = TripRequest("t", datetime(2019, 1, 1, 9), 1, 2, 1)
 
 
 @pytest.fixture
-def registry_url() -> Iterator[str]:
-    _Registry.schemas = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Registry)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+def registry() -> Iterator[FakeRegistry]:
+    with running_registry() as running:
+        yield running
+
+
+def _codec(url: str, **settings: object) -> Codec:
+    return Codec.from_settings(RegistrySettings(url=url, timeout_s=1.0, **settings))  # type: ignore[arg-type]
 
 
 def test_messages_written_through_a_registry_decode_through_another_client(
-    registry_url: str,
+    registry: FakeRegistry,
 ) -> None:
-    request = TripRequest("t", datetime(2019, 1, 1, 9), 1, 2, 1)
-    data = Codec(registry=HttpSchemaRegistry(registry_url)).encode(request)
+    data = _codec(registry.url).encode(REQUEST)
     assert data[:5] == b"\x00\x00\x00\x00\x01"
-    assert Codec(registry=HttpSchemaRegistry(registry_url)).decode(data, TripRequest) == request
+    assert _codec(registry.url).decode(data, TripRequest) == REQUEST
 
 
-def test_an_unreachable_registry_is_a_broker_error() -> None:
-    registry = HttpSchemaRegistry(f"http://127.0.0.1:{free_port()}", timeout=2)
-    with pytest.raises(BrokerError, match="schema registry"):
-        registry.register("edml.TripRequest", "{}")
+def test_credentials_go_as_basic_auth(registry: FakeRegistry) -> None:
+    _codec(registry.url, username="svc", password=SecretStr("s3cret")).encode(REQUEST)
+    assert registry.requests[0][2] == "Basic c3ZjOnMzY3JldA=="
+
+
+@pytest.mark.parametrize("mode", ["error", "slow"])
+def test_a_failing_or_hanging_registry_is_unavailable_not_a_bad_message(
+    mode: str, registry: FakeRegistry,
+) -> None:
+    data = _codec(registry.url).encode(REQUEST)
+    reader = _codec(registry.url)
+    registry.mode, registry.slow_s = mode, 3.0
+    started = time.monotonic()
+    with pytest.raises(RegistryUnavailable, match="schema registry"):
+        reader.decode(data, TripRequest)
+    assert time.monotonic() - started < 2.9  # the 1 s timeout bounds it, not the registry
+    registry.mode = "ok"  # a failed lookup is not remembered: the next one succeeds
+    assert reader.decode(data, TripRequest) == REQUEST
+
+
+def test_an_unreachable_registry_is_unavailable() -> None:
+    with pytest.raises(RegistryUnavailable, match=r"registering edml\.TripRequest"):
+        _codec(f"http://127.0.0.1:{free_port()}").encode(REQUEST)
+
+
+def test_a_schema_id_the_registry_does_not_know_is_a_bad_message(
+    registry: FakeRegistry,
+) -> None:
+    data = _codec(registry.url).encode(REQUEST)
+    with pytest.raises(DecodeError, match="schema id 7 is unknown"):
+        _codec(registry.url).decode(b"\x00\x00\x00\x00\x07" + data[5:], TripRequest)

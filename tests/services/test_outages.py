@@ -1,5 +1,5 @@
-"""A worker rides out the world's failures: a stalled broker. Each test runs its own local
-stack, since it stops the broker."""
+"""A worker rides out the world's failures: a stalled broker (on a local stack of its own,
+since the test stops it), a schema registry that fails or hangs."""
 
 from __future__ import annotations
 
@@ -17,10 +17,18 @@ from edml.codec import Codec
 from edml.contracts import TripRequest
 from edml.kafka import flush_or_raise, producer
 from edml.local import LocalStack, StackSettings
-from edml.settings import KafkaSettings
+from edml.settings import KafkaSettings, RegistrySettings, TopicSettings
 from model_publisher.publish import publish
 from model_publisher.settings import PublisherSettings
-from tests.services.workers import Worker, all_outcomes, read_outputs, real_requests
+from tests.registry_server import running_registry
+from tests.services.workers import (
+    Worker,
+    Workers,
+    all_outcomes,
+    read_outputs,
+    real_requests,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.kafka, pytest.mark.tf, pytest.mark.timeout(600)]
 
@@ -80,3 +88,34 @@ def _send_steadily(kafka: KafkaSettings, topic: str, requests: list[TripRequest]
         prod.poll(0)
         time.sleep(max(0.0, (i + 1) / rate - (time.monotonic() - started)))
     flush_or_raise(prod, 300)
+
+
+@pytest.mark.gcs
+@pytest.mark.parametrize("fault", ["error", "slow"])
+def test_records_wait_out_a_failing_schema_registry_and_none_becomes_a_dead_letter(
+    fault: str, quick_model: Path, publisher: PublisherSettings, workers: Workers,
+    kafka: KafkaSettings, topics: TopicSettings,
+) -> None:
+    with running_registry() as registry:
+        codec = Codec.from_settings(RegistrySettings(url=registry.url))
+        requests = real_requests(200)
+        prod = producer(kafka)
+        for request in requests:  # Confluent-framed, schema id 1
+            prod.produce(topics.records, key=request.trip_id.encode(),
+                         value=codec.encode(request))
+        flush_or_raise(prod, 30)
+        registry.mode, registry.slow_s = fault, 30.0  # slow: far past the 2 s timeout
+        publish(quick_model, "trips", publisher, version="v1")
+        worker = workers.make("w1", extra_env={
+            "EDML_SCHEMA_REGISTRY_URL": registry.url, "EDML_SCHEMA_REGISTRY_TIMEOUT_S": "2"})
+        worker.start().wait_ready("v1")
+        time.sleep(8)  # the records had time to go wrong, and must not have
+        assert read_outputs(kafka, topics, codec).outcome_counts() == {}
+        assert worker.metric('edml_dependency_failures_total{dependency="schema_registry"}') >= 1
+        assert worker.process is not None and worker.process.poll() is None
+
+        registry.mode = "ok"
+        wait_for(lambda: len(read_outputs(kafka, topics, codec).outcome_counts()) >= 200, 90,
+                 "every record scored once the registry is back")
+        outputs = read_outputs(kafka, topics, codec)
+        assert not outputs.dead_letters and len({p.trip_id for p in outputs.predictions}) == 200

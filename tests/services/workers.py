@@ -61,12 +61,12 @@ class Outputs:
         return Counter(keys)
 
 
-def read_outputs(kafka: KafkaSettings, topics: TopicSettings) -> Outputs:
+def read_outputs(kafka: KafkaSettings, topics: TopicSettings, codec: Codec = CODEC) -> Outputs:
     predictions, letters = [], []
     for partition in range(topics.partitions):
-        predictions += [CODEC.decode(m.value(), TripPrediction)
+        predictions += [codec.decode(m.value(), TripPrediction)
                         for m in read_partition(kafka, topics.predictions, partition)]
-        letters += [CODEC.decode(m.value(), DeadLetter)
+        letters += [codec.decode(m.value(), DeadLetter)
                     for m in read_partition(kafka, topics.dead_letters, partition)]
     return Outputs(predictions, letters)
 
@@ -88,7 +88,8 @@ class Worker:
     """One ``edml serve`` process with its own data directory and web port."""
 
     def __init__(self, kafka: KafkaSettings, topics: TopicSettings, storage: StorageSettings,
-                 data_dir: Path, group: str, model: str = "trips") -> None:
+                 data_dir: Path, group: str, model: str = "trips",
+                 extra_env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.data_dir = data_dir
         self.log_path = data_dir.parent / f"{data_dir.name}.log"
@@ -109,6 +110,7 @@ class Worker:
         for name in ("records", "predictions", "actuals", "dead_letters", "models",
                      "model_events", "partitions"):
             self.env[f"EDML_TOPIC_{name.upper()}"] = str(getattr(topics, name))
+        self.env |= extra_env or {}
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Worker:
@@ -171,9 +173,11 @@ class Workers:
         self._group = f"scoring-{uuid.uuid4().hex[:8]}"  # this test's own consumer group
 
     def make(self, name: str, topics: TopicSettings | None = None,
-             storage: StorageSettings | None = None) -> Worker:
+             storage: StorageSettings | None = None,
+             extra_env: dict[str, str] | None = None) -> Worker:
         kafka, own, gcs = self._args
-        worker = Worker(kafka, topics or own, storage or gcs, self._root / name, self._group)
+        worker = Worker(kafka, topics or own, storage or gcs, self._root / name, self._group,
+                        extra_env=extra_env)
         self.started.append(worker)
         return worker
 
