@@ -1,11 +1,13 @@
 """Faults a test can switch on and off: a loopback TCP proxy in front of a real server that
-passes bytes, refuses connections (down) or holds every byte (hung)."""
+passes bytes, refuses connections (down) or holds every byte (hung). Given a server-side
+``ssl.SSLContext`` it terminates TLS: a plaintext server seen through TLS."""
 
 from __future__ import annotations
 
 import contextlib
 import select
 import socket
+import ssl
 import threading
 from collections.abc import Iterator
 
@@ -20,8 +22,9 @@ class TcpProxy:
     """127.0.0.1:``port`` forwards to 127.0.0.1:``target``; ``down()``, ``hang()`` and
     ``restore()`` change what a client sees, for connections open and new."""
 
-    def __init__(self, target: int) -> None:
-        self.target, self.port = target, free_port()
+    def __init__(self, target: int, tls: ssl.SSLContext | None = None,
+                 port: int | None = None) -> None:
+        self.target, self.port, self._tls = target, port or free_port(), tls
         self._mode = "pass"
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -81,14 +84,32 @@ class TcpProxy:
                 client, _ = listener.accept()
             except (TimeoutError, OSError):
                 continue
-            try:
-                upstream = socket.create_connection(("127.0.0.1", self.target), timeout=5)
-            except OSError:
-                client.close()
+            if self._tls is not None:
+                threading.Thread(target=self._handshake, args=(client,), daemon=True).start()
                 continue
-            with self._lock:
-                self._conns += [client, upstream]
-            threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
+            self._connect(client)
+
+    def _handshake(self, client: socket.socket) -> None:
+        assert self._tls is not None
+        try:
+            client.settimeout(10)
+            wrapped = self._tls.wrap_socket(client, server_side=True)
+            wrapped.settimeout(None)
+        except (OSError, ssl.SSLError):
+            client.close()
+            return
+        self._connect(wrapped)
+
+    def _connect(self, client: socket.socket) -> None:
+        try:
+            upstream = socket.create_connection(("127.0.0.1", self.target), timeout=5)
+            upstream.settimeout(None)
+        except OSError:
+            client.close()
+            return
+        with self._lock:
+            self._conns += [client, upstream]
+        threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
 
     def _pump(self, a: socket.socket, b: socket.socket) -> None:
         with a, b:
@@ -97,7 +118,10 @@ class TcpProxy:
                     self._stop.wait(_TICK_S)
                     continue
                 try:
-                    readable, _, _ = select.select([a, b], [], [], _TICK_S)
+                    readable = [s for s in (a, b)
+                                if isinstance(s, ssl.SSLSocket) and s.pending()]
+                    if not readable:
+                        readable, _, _ = select.select([a, b], [], [], _TICK_S)
                     for source in readable:
                         data = source.recv(65536)
                         if not data:
@@ -108,8 +132,9 @@ class TcpProxy:
 
 
 @contextlib.contextmanager
-def proxy_to(port: int) -> Iterator[TcpProxy]:
-    proxy = TcpProxy(port)
+def proxy_to(port: int, tls: ssl.SSLContext | None = None,
+             listen: int | None = None) -> Iterator[TcpProxy]:
+    proxy = TcpProxy(port, tls, listen)
     try:
         yield proxy
     finally:

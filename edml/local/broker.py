@@ -68,15 +68,19 @@ class TansuBroker:
         return f"127.0.0.1:{self.port}"
 
     @classmethod
-    def start(cls, workdir: Path, timeout_s: float = 20.0) -> TansuBroker:
+    def start(cls, workdir: Path, timeout_s: float = 20.0,
+              advertised_port: int | None = None) -> TansuBroker:
+        """``advertised_port``: the port clients are told to use, when something in front
+        of the broker (a TLS-terminating proxy in the tests) takes their connections."""
         port = free_port()
         log_path = workdir / f"tansu-{port}.log"
         url = f"tcp://127.0.0.1:{port}"
+        advertised = f"tcp://127.0.0.1:{advertised_port or port}"
         # Tansu reads its settings from the environment too: give it only what it needs.
         env = {"PATH": os.environ.get("PATH", ""), "RUST_LOG": "warn"}
         process = spawn(
             [str(tansu_binary()), "broker", "--listener-url", url,
-             "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
+             "--advertised-listener-url", advertised, "--storage-engine", "memory://tansu/"],
             log_path, env,
         )
         broker = cls(port, process, log_path)
