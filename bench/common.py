@@ -54,7 +54,7 @@ def measure(kafka: KafkaSettings, topic: str, partitions: int) -> Measured:
     predicted, requested = [], []
     for partition in range(partitions):
         for msg in read_partition(kafka, topic, partition, timeout_s=30):
-            record = CODEC.decode_record(msg.value(), TripPrediction.SCHEMA)
+            record = CODEC.decode_record(msg.value() or b"", TripPrediction.SCHEMA)
             predicted.append(record["predicted_at"].timestamp())
             requested.append(record["requested_at"].timestamp())
     p, r = np.array(predicted), np.array(requested)

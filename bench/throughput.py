@@ -158,7 +158,7 @@ def _latency_and_swap(kafka: KafkaSettings, stack: LocalStack, model: Path, work
     rows = []
     for p in range(PARTITIONS):
         for msg in read_partition(kafka, topics.predictions, p):
-            r = CODEC.decode_record(msg.value(), TripPrediction.SCHEMA)
+            r = CODEC.decode_record(msg.value() or b"", TripPrediction.SCHEMA)
             rows.append((r["trip_id"], r["model_version"], r["requested_at"].timestamp(),
                          r["predicted_at"].timestamp()))
     ids = {row[0] for row in rows}

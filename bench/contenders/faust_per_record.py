@@ -71,4 +71,5 @@ def main(bootstrap: str, source: str, sink: str, model_path: str, n: int, port: 
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:5], int(sys.argv[5]), int(sys.argv[6]))
+    bootstrap, source, sink, model_path = sys.argv[1:5]
+    main(bootstrap, source, sink, model_path, int(sys.argv[5]), int(sys.argv[6]))
