@@ -36,6 +36,19 @@ from tests.services.workers import (
 pytestmark = [pytest.mark.kafka, pytest.mark.gcs, pytest.mark.tf]
 
 
+def _alerts(kafka: KafkaSettings, topics: TopicSettings, error_kind: str) -> int:
+    """How many times v2 was refused for ``error_kind`` on the model-events topic."""
+    return sum(1 for e in read_model_events(kafka, topics)
+               if (e.kind, e.model_version, e.error_kind) == ("load_failed", "v2", error_kind))
+
+
+def _versions_serving(kafka: KafkaSettings, topics: TopicSettings, n: int = 50) -> set[str]:
+    """The versions that predict ``n`` requests sent now (on a topic with no others)."""
+    send(kafka, topics.records, real_requests(n))
+    all_outcomes(kafka, topics, n)
+    return {p.model_version for p in read_outputs(kafka, topics).predictions}
+
+
 def test_a_fresh_worker_loads_only_the_latest_version_not_the_history(
     quick_model: Path, publisher: PublisherSettings, workers: Workers,
     kafka: KafkaSettings, topics: TopicSettings, gcs: StorageSettings,
@@ -93,9 +106,7 @@ def test_an_event_the_worker_cannot_act_on_raises_one_alert_and_changes_nothing(
     rejected = [e for e in read_model_events(kafka, topics) if e.kind == "rejected"]
     assert len(rejected) == 1 and rejected[0].error_kind == "RejectedEvent"
     assert worker.readiness()["model_version"] == "v1"
-    send(kafka, topics.records, real_requests(50))
-    all_outcomes(kafka, topics, 50)
-    assert {p.model_version for p in read_outputs(kafka, topics).predictions} == {"v1"}
+    assert _versions_serving(kafka, topics) == {"v1"}
 
 
 def test_an_event_pointing_outside_the_storage_roots_is_refused_also_after_a_restart(
@@ -109,23 +120,16 @@ def test_an_event_pointing_outside_the_storage_roots_is_refused_also_after_a_res
     announce(publisher, dataclasses.replace(v1, version="v2", storage_uri=decoy.as_uri() + "/",
                                             checksum=checksum_of(decoy)))
     sent = time.monotonic()
-    wait_for(lambda: _refusals(kafka, topics) == 1, 10, "the alert")
+    wait_for(lambda: _alerts(kafka, topics, "ArtifactError") == 1, 10, "the alert")
     assert time.monotonic() - sent < 10
     assert worker.readiness()["model_version"] == "v1"
 
     assert worker.stop() == 0
     again = workers.make("w1").start()  # the same data directory
     again.wait_ready("v1")  # what served before the restart serves after it
-    wait_for(lambda: _refusals(kafka, topics) == 2, 30, "the alert after the restart")
-    send(kafka, topics.records, real_requests(50))
-    all_outcomes(kafka, topics, 50)
-    assert {p.model_version for p in read_outputs(kafka, topics).predictions} == {"v1"}
-
-
-def _refusals(kafka: KafkaSettings, topics: TopicSettings) -> int:
-    return sum(1 for e in read_model_events(kafka, topics)
-               if (e.kind, e.model_version, e.error_kind) == ("load_failed", "v2",
-                                                               "ArtifactError"))
+    wait_for(lambda: _alerts(kafka, topics, "ArtifactError") == 2, 30,
+             "the alert after the restart")
+    assert _versions_serving(kafka, topics) == {"v1"}
 
 
 @pytest.mark.parametrize("fault", ["down", "hung"])
@@ -142,19 +146,11 @@ def test_storage_away_during_a_swap_alerts_within_seconds_and_the_version_loads_
         storage.down() if fault == "down" else storage.hang()  # hung: the 5 s timeout bounds
         publish(quick_model, "trips", publisher, version="v2")  # the publisher's storage is up
         sent = time.monotonic()
-        wait_for(lambda: _storage_alerts(kafka, topics) == 1, 10, "the alert")
+        wait_for(lambda: _alerts(kafka, topics, "StorageError") == 1, 10, "the alert")
         assert time.monotonic() - sent < 10
         assert worker.readiness()["model_version"] == "v1"  # the old version serves on
         time.sleep(3)
         storage.restore()
         worker.wait_ready("v2", timeout_s=60)  # retried on its own, no new event needed
-        assert _storage_alerts(kafka, topics) == 1  # one alert for the whole outage
-        send(kafka, topics.records, real_requests(50))
-        all_outcomes(kafka, topics, 50)
-        assert {p.model_version for p in read_outputs(kafka, topics).predictions} == {"v2"}
-
-
-def _storage_alerts(kafka: KafkaSettings, topics: TopicSettings) -> int:
-    return sum(1 for e in read_model_events(kafka, topics)
-               if (e.kind, e.model_version, e.error_kind) == ("load_failed", "v2",
-                                                               "StorageError"))
+        assert _alerts(kafka, topics, "StorageError") == 1  # one alert for the whole outage
+        assert _versions_serving(kafka, topics) == {"v2"}
