@@ -57,8 +57,8 @@ class Outcome:
 class BatchResult:
     predictions: list[Outcome] = field(default_factory=list)
     dead_letters: list[Outcome] = field(default_factory=list)
-    # (trip id, predicted seconds) for the live evaluation
-    predicted: list[tuple[str, float]] = field(default_factory=list)
+    # (trip id, predicted seconds, source partition) for the live evaluation
+    predicted: list[tuple[str, float, int]] = field(default_factory=list)
     request_times_ms: list[int] = field(default_factory=list)
     inference_seconds: float = 0.0
 
@@ -203,6 +203,6 @@ def score_batch(messages: Sequence[Message], predictor: Predictor, model_name: s
             "requested_at": requested_ms, "predicted_at": now_ms,
         })
         result.predictions.append(Outcome(msg.key() or record["trip_id"].encode(), value))
-        result.predicted.append((record["trip_id"], predicted))
+        result.predicted.append((record["trip_id"], predicted, msg.partition() or 0))
         result.request_times_ms.append(requested_ms)
     return result

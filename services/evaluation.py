@@ -6,11 +6,17 @@ its actual land on the same worker. Whichever arrives second completes the join;
 waits in RocksDB (``<data dir>/joins.rocksdb``), opened with a time-to-live of the
 evaluation horizon: RocksDB drops older halves itself while it compacts, so no sweep ever
 blocks the scoring loop.
+
+The state follows its partition, as in Kafka Streams: every change is also a ``Change``
+for the join changelog topic, at the partition of the record that made it, and a worker
+that is assigned a partition first replays that partition of the changelog (``restore``).
+A scale-out or a rebalance moves a waiting half with its partition, so no join is lost.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from rocksdict import AccessType, Rdict, WriteBatch
@@ -18,9 +24,18 @@ from rocksdict import AccessType, Rdict, WriteBatch
 from edml.errors import StorageError
 from services.metrics import Metrics
 
-__all__ = ["LiveEvaluator"]
+__all__ = ["Change", "LiveEvaluator"]
 
 _PREDICTED, _ACTUAL = b"p:", b"a:"
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One write of the join state, for the changelog: ``value`` None is a delete."""
+
+    partition: int
+    key: bytes
+    value: bytes | None
 
 
 class LiveEvaluator:
@@ -33,29 +48,51 @@ class LiveEvaluator:
         self._metrics = metrics
         self.joined = 0
 
-    def predicted(self, version: str, pairs: Iterable[tuple[str, float]]) -> None:
-        """A batch of predictions: one multi-get and one write batch, not a call per trip."""
-        pairs = list(pairs)
-        keys = [trip_id.encode() for trip_id, _ in pairs]
+    def predicted(self, version: str,
+                  items: Iterable[tuple[str, float, int]]) -> list[Change]:
+        """A batch of (trip id, seconds, partition): one multi-get and one write batch, not
+        a call per trip. Returns the changes for the changelog."""
+        items = list(items)
+        keys = [trip_id.encode() for trip_id, _, _ in items]
         actuals: list[bytes | None] = self._db.get([_ACTUAL + key for key in keys]) or []
-        batch = WriteBatch()
-        for (_, seconds), key, actual in zip(pairs, keys, actuals, strict=True):
+        batch, changes = WriteBatch(), []
+        for (_, seconds, partition), key, actual in zip(items, keys, actuals, strict=True):
             if actual is not None:
                 self._complete(version, seconds, float(actual))
                 batch.delete(_ACTUAL + key)
+                changes.append(Change(partition, _ACTUAL + key, None))
             else:
-                batch.put(_PREDICTED + key, f"{version}\t{seconds!r}".encode())
+                value = f"{version}\t{seconds!r}".encode()
+                batch.put(_PREDICTED + key, value)
+                changes.append(Change(partition, _PREDICTED + key, value))
         self._db.write(batch)
+        return changes
 
-    def actual(self, trip_id: str, duration_s: float) -> None:
+    def actual(self, trip_id: str, duration_s: float, partition: int) -> Change:
         key = trip_id.encode()
         predicted = self._db.get(_PREDICTED + key)
         if predicted is not None:
             version, seconds = predicted.decode().split("\t")
             self._complete(version, float(seconds), duration_s)
             del self._db[_PREDICTED + key]
-        else:
-            self._db[_ACTUAL + key] = repr(duration_s).encode()
+            return Change(partition, _PREDICTED + key, None)
+        value = repr(duration_s).encode()
+        self._db[_ACTUAL + key] = value
+        return Change(partition, _ACTUAL + key, value)
+
+    def restore(self, changes: Iterable[tuple[bytes, bytes | None]]) -> int:
+        """Replay a changelog partition (oldest first) into the store; returns the count."""
+        batch, count = WriteBatch(), 0
+        for key, value in changes:
+            if not key.startswith((_PREDICTED, _ACTUAL)):
+                continue
+            if value is None:
+                batch.delete(key)
+            else:
+                batch.put(key, value)
+            count += 1
+        self._db.write(batch)
+        return count
 
     def _complete(self, version: str, predicted_s: float, actual_s: float) -> None:
         self._metrics.live_abs_error_minutes.labels(version).observe(

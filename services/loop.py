@@ -23,14 +23,15 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from confluent_kafka import KafkaError, Message, TopicPartition
+from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
 
 from edml.codec import Codec
 from edml.contracts import TripCompleted
 from edml.errors import BrokerError, ContractError, RegistryUnavailable, UnfitModel
-from edml.kafka import consumer, producer
+from edml.kafka import consumer, ensure_topics, producer, read_partition
 from edml.logs import event, get_logger
 from services.batch import BatchResult, dead_letter, dead_letter_key, score_batch
-from services.evaluation import LiveEvaluator
+from services.evaluation import Change, LiveEvaluator
 from services.loader import LoadedVersion
 from services.metrics import Metrics
 from services.model_slot import ModelSlot
@@ -103,6 +104,8 @@ class ScoringLoop:
         self.assigned = list(partitions)
         event(log, "scoring.assigned", partitions=[f"{p.topic}[{p.partition}]"
                                                    for p in partitions])
+        if self._s.evaluate:
+            self._restore(partitions)
 
     def _on_revoke(self, consumer_: Any, partitions: list[TopicPartition]) -> None:
         # Between batches the positions are exactly what is done: commit them before giving
@@ -127,6 +130,9 @@ class ScoringLoop:
         # delivery keeps retrying through a broker outage, for as long as the loop waits
         writer = producer(s.kafka, **{"linger.ms": 1,
                                       "delivery.timeout.ms": int(s.broker_outage_s * 1000)})
+        if s.evaluate:  # the join state's changelog: as many partitions as the actuals
+            ensure_topics(s.kafka, [NewTopic(s.join_changelog, s.topics.partitions,
+                                             s.topics.replication_factor)])
         for topic in (s.topics.predictions, s.topics.dead_letters):
             # learn the output topics' leaders now, not while the first batch waits
             writer.list_topics(topic, timeout=s.kafka.request_timeout_s)
@@ -267,7 +273,8 @@ class ScoringLoop:
             for requested_ms in result.request_times_ms:
                 m.end_to_end_seconds.observe(max(0.0, now - requested_ms / 1000))
             if self._s.evaluate:
-                self._evaluator.predicted(loaded.version, result.predicted)
+                self._log_changes(writer, self._evaluator.predicted(loaded.version,
+                                                                    result.predicted))
 
     def _join(self, actuals: list[Message], writer: Any) -> None:
         now = self._now()
@@ -285,4 +292,25 @@ class ScoringLoop:
                       key=dead_letter_key(msg.key()),
                       stage="decode", error_kind=type(exc).__name__, error=str(exc)[:200])
                 continue
-            self._evaluator.actual(done.trip_id, done.duration_seconds)
+            self._log_changes(writer, [self._evaluator.actual(
+                done.trip_id, done.duration_seconds, msg.partition() or 0)])
+
+    def _log_changes(self, writer: Any, changes: list[Change]) -> None:
+        """The join state's changes, at their records' partitions: delivered with the batch,
+        before its commit, so the changelog is never behind what the offsets say is done."""
+        for change in changes:
+            writer.produce(self._s.join_changelog, key=change.key, value=change.value,
+                           partition=change.partition, on_delivery=self._delivered)
+
+    def _restore(self, partitions: list[TopicPartition]) -> None:
+        """Replay the changelog of each newly assigned actuals partition into the join
+        store: the waiting halves another worker kept for it come with the partition."""
+        horizon_ms = (self._now() - self._s.evaluation_horizon_s) * 1000
+        for tp in partitions:
+            if tp.topic != self._s.topics.actuals:
+                continue
+            restored = self._evaluator.restore(
+                (msg.key() or b"", msg.value())
+                for msg in read_partition(self._s.kafka, self._s.join_changelog, tp.partition)
+                if msg.timestamp()[1] >= horizon_ms)
+            event(log, "evaluation.restored", partition=tp.partition, changes=restored)

@@ -35,6 +35,12 @@ class ScoringSettings(BaseSettings):
     evaluate: bool = True
     # seconds a prediction waits for its trip's actual duration (the join store's TTL)
     evaluation_horizon_s: float = Field(default=4 * 3600, gt=0)
+    # the join state's changelog topic (created by the worker; default <group_id>-joins)
+    join_changelog_topic: str | None = None
+
+    @property
+    def join_changelog(self) -> str:
+        return self.join_changelog_topic or f"{self.group_id}-joins"
     # seconds the worker waits for a broker that stopped answering (a failover, a stall)
     # before it gives up and exits; outputs in flight are delivered when it is back
     broker_outage_s: float = Field(default=300.0, gt=0)

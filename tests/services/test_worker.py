@@ -69,6 +69,26 @@ def test_actual_durations_join_the_predictions_per_model_version(
     assert 0 < mean_error < 15  # minutes: a real, if quick, model
 
 
+def test_scaling_from_one_worker_to_two_mid_stream_loses_no_join(
+    quick_model: Path, publisher: PublisherSettings, workers: Workers,
+    kafka: KafkaSettings, topics: TopicSettings,
+) -> None:
+    a = serving(quick_model, publisher, workers, "v1")
+    trips = real_trips(400)
+    send(kafka, topics.records, [request for request, _ in trips])  # all waiting on worker a
+    all_outcomes(kafka, topics, 400)
+    b = workers.make("b").start()  # the scale-out: half the partitions move to b
+    b.wait_ready("v1")
+    wait_for(lambda: len(a.readiness().get("partitions", [])) == topics.partitions, 60,
+             "the partitions split between the two")
+    send(kafka, topics.actuals, [done for _, done in trips])  # now the actuals arrive
+
+    count = 'edml_live_abs_error_minutes_count{model_version="v1"}'
+    wait_for(lambda: a.metric(count) + b.metric(count) == 400, 60, "400 joined trips")
+    assert b.metric(count) > 0  # b joined halves that a had kept: restored, not lost
+    assert "evaluation.restored" in b.log_path.read_text()
+
+
 def test_records_wait_in_kafka_until_a_model_is_loaded(
     quick_model: Path, publisher: PublisherSettings, workers: Workers,
     kafka: KafkaSettings, topics: TopicSettings,
