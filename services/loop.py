@@ -195,7 +195,12 @@ class ScoringLoop:
         event(log, "scoring.paused", logging.ERROR, model=self._s.model_name,
               reason=why, records_wait=len(messages))
         while not self._stop.is_set() and not until():
-            reader.consume(1, 0.2)  # paused: returns nothing, keeps the membership
+            # paused: returns nothing and keeps the membership; but a rebalance meanwhile
+            # can assign partitions that are not paused: put back what they gave, pause too
+            for msg in reader.consume(1, 0.2):
+                if msg.error() is None:
+                    reader.seek(TopicPartition(msg.topic(), msg.partition(), msg.offset()))
+                reader.pause(reader.assignment())
         reader.resume(reader.assignment())
         event(log, "scoring.resumed", model=self._s.model_name)
 
