@@ -20,7 +20,7 @@ from edml.codec import Codec
 from edml.contracts import DeadLetter, ModelEvent, TripCompleted, TripPrediction, TripRequest
 from edml.errors import StackError
 from edml.kafka import flush_or_raise, producer, read_partition
-from edml.local.processes import free_port
+from edml.local.processes import free_port, spawn
 from edml.settings import KafkaSettings, StorageSettings, TopicSettings
 from model_publisher.publish import publish
 from model_publisher.settings import PublisherSettings
@@ -114,10 +114,9 @@ class Worker:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Worker:
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen([sys.executable, "-m", "edml.cli", "serve"],
-                                        env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        log.close()
+        # with a parent-death signal: a test run killed from outside leaves no worker behind
+        self.process = spawn([sys.executable, "-m", "edml.cli", "serve"], self.log_path,
+                             self.env)
         return self
 
     def get(self, path: str) -> tuple[int, bytes]:
