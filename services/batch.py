@@ -72,7 +72,7 @@ def _wall_clock_ms(value: datetime) -> int:
     return (value - _EPOCH) // _MILLISECOND
 
 
-def _check(record: dict[str, Any], now_ms: int) -> None:
+def _check(record: dict[str, Any], latest: datetime) -> None:
     for name, (low, high) in (("pickup_zone_id", _ZONES), ("dropoff_zone_id", _ZONES),
                               ("passenger_count", _PASSENGERS)):
         if not low <= record[name] <= high:
@@ -80,7 +80,6 @@ def _check(record: dict[str, Any], now_ms: int) -> None:
                                 + (" (the TLC's unknown zone)" if record[name] in (264, 265)
                                    else ""))
     pickup: datetime = record["pickup_datetime"]
-    latest = _EPOCH + now_ms * _MILLISECOND + _AHEAD  # UTC now is ahead of New York: lenient
     if not _FIRST_PICKUP <= pickup <= latest:
         raise InvalidRecord(f"pickup_datetime {pickup:%Y-%m-%d %H:%M} is outside "
                             f"{_FIRST_PICKUP:%Y-%m-%d}..{latest:%Y-%m-%d %H:%M}")
@@ -155,6 +154,7 @@ def score_batch(messages: Sequence[Message], predictor: Predictor, model_name: s
     record is blamed); anything else propagates and stops the worker."""
     result = BatchResult()
     good: list[tuple[Message, dict[str, Any]]] = []
+    latest = _EPOCH + now_ms * _MILLISECOND + _AHEAD  # UTC now is ahead of New York: lenient
 
     def dead(msg: Message, stage: str, exc: Exception) -> None:
         model = (model_name, model_version) if stage == "predict" else (None, None)
@@ -170,7 +170,7 @@ def score_batch(messages: Sequence[Message], predictor: Predictor, model_name: s
             dead(msg, "decode", exc)
             continue
         try:
-            _check(record, now_ms)
+            _check(record, latest)
         except InvalidRecord as exc:
             dead(msg, "convert", exc)
             continue

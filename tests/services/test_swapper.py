@@ -49,11 +49,12 @@ def _until(condition: Any, timeout_s: float = 5) -> None:
     assert condition()
 
 
-def _swapper(broken: set[str], events: list[ModelEvent]) -> tuple[ModelSwapper, ModelSlot,
-                                                                   Metrics, FakeLoader]:
-    slot, metrics, loader = ModelSlot(), Metrics(), FakeLoader(broken)
+def _swapper(broken: set[str], events: list[ModelEvent], outage: int = 0,
+             **options: Any) -> tuple[ModelSwapper, ModelSlot, Metrics, FakeLoader]:
+    """A started swapper of model "trips" on worker-1; ``options`` go to ModelSwapper."""
+    slot, metrics, loader = ModelSlot(), Metrics(), FakeLoader(broken, outage)
     swapper = ModelSwapper("trips", loader, slot, metrics, events.append,  # type: ignore[arg-type]
-                           "worker-1")
+                           "worker-1", **options)
     swapper.start()
     return swapper, slot, metrics, loader
 
@@ -103,10 +104,7 @@ def test_a_retired_version_hands_back_to_the_one_it_replaced_and_stays_out_after
 
     table = ModelTable(tmp_path / "models.rocksdb", Codec())
     events: list[ModelEvent] = []
-    slot, metrics, loader = ModelSlot(), Metrics(), FakeLoader(set())
-    swapper = ModelSwapper("trips", loader, slot, metrics, events.append,  # type: ignore[arg-type]
-                           "worker-1", table)
-    swapper.start()
+    swapper, slot, _, _ = _swapper(set(), events, table=table)
     swapper.offer(_version("v1"))
     _until(lambda: slot.current is not None)
     swapper.offer(_version("v2"))
@@ -118,11 +116,8 @@ def test_a_retired_version_hands_back_to_the_one_it_replaced_and_stays_out_after
     swapper.stop()
 
     # a restart: a new slot and swapper on the same table, offered the latest (v2) again
-    restarted, again = ModelSlot(), FakeLoader(set())
     events.clear()
-    swapper = ModelSwapper("trips", again, restarted, Metrics(), events.append,  # type: ignore[arg-type]
-                           "worker-1", table)
-    swapper.start()
+    swapper, restarted, _, again = _swapper(set(), events, table=table)
     swapper.offer(_version("v2"))
     _until(lambda: restarted.current is not None)
     swapper.stop()
@@ -146,10 +141,7 @@ def test_retiring_the_only_version_empties_the_slot() -> None:
 def test_a_version_refused_for_a_storage_outage_alerts_once_and_is_retried_until_it_loads(
 ) -> None:
     events: list[ModelEvent] = []
-    slot, loader = ModelSlot(), FakeLoader(set(), outage=3)
-    swapper = ModelSwapper("trips", loader, slot, Metrics(), events.append,  # type: ignore[arg-type]
-                           "worker-1", retry_waits_s=(0.05, 0.2))
-    swapper.start()
+    swapper, slot, _, loader = _swapper(set(), events, outage=3, retry_waits_s=(0.05, 0.2))
     swapper.offer(_version("v1"))
     _until(lambda: slot.current is not None)
     swapper.stop()
@@ -161,10 +153,7 @@ def test_a_version_refused_for_a_storage_outage_alerts_once_and_is_retried_until
 
 def test_a_newer_version_supersedes_a_pending_retry() -> None:
     events: list[ModelEvent] = []
-    slot, loader = ModelSlot(), FakeLoader(set(), outage=1)
-    swapper = ModelSwapper("trips", loader, slot, Metrics(), events.append,  # type: ignore[arg-type]
-                           "worker-1", retry_waits_s=(5.0, 5.0))
-    swapper.start()
+    swapper, slot, _, loader = _swapper(set(), events, outage=1, retry_waits_s=(5.0, 5.0))
     swapper.offer(_version("v1"))
     _until(lambda: len(events) == 1)
     swapper.offer(_version("v2"))
