@@ -13,6 +13,8 @@ from datetime import date, datetime
 from typing import Any, ClassVar, Self
 
 __all__ = [
+    "CANARY",
+    "SHADOW",
     "DataWindow",
     "DeadLetter",
     "ModelEvent",
@@ -20,6 +22,8 @@ __all__ = [
     "ModelMetadata",
     "ModelSignature",
     "Record",
+    "Rollout",
+    "RolloutPolicy",
     "TensorSpec",
     "TripCompleted",
     "TripPrediction",
@@ -101,7 +105,36 @@ class DataWindow:
 
 
 @dataclass(frozen=True, slots=True)
+class RolloutPolicy:
+    """How the rollout controller judges a candidate; the defaults are documented in
+    the README (Rollouts) and in ``avro/ModelMetadata.avsc``."""
+
+    min_paired: int = 300
+    max_paired: int = 20_000
+    margin_seconds: float = 6.0
+    confidence: float = 0.95
+    max_failure_rate: float = 0.001
+    latency_slo_ms: float = 250.0
+
+
+SHADOW, CANARY = "shadow", "canary"
+
+
+@dataclass(frozen=True, slots=True)
+class Rollout:
+    """A candidate scored beside the champion on every trip."""
+
+    candidate: ModelMetadata
+    mode: str  # SHADOW or CANARY
+    weight: float  # canary: share of trips answered by the candidate; shadow: 0
+    started_at: datetime
+    policy: RolloutPolicy
+
+
+@dataclass(frozen=True, slots=True)
 class ModelMetadata(Record):
+    """The serving state of one model name: its own fields are the champion version."""
+
     SCHEMA: ClassVar[str] = "edml.ModelMetadata"
 
     name: str
@@ -113,17 +146,36 @@ class ModelMetadata(Record):
     data_window: DataWindow
     created_at: datetime
     git_commit: str | None = None
-    rollout_state: str | None = None
+    rollout_state: str | None = None  # deprecated: see rollout
+    rollout: Rollout | None = None
+    previous: ModelMetadata | None = None
+    changed_by: str | None = None  # publish, promote, rollback or controller
+
+    @property
+    def candidate(self) -> ModelMetadata | None:
+        return self.rollout.candidate if self.rollout is not None else None
+
+    def version_only(self) -> ModelMetadata:
+        """This version alone: no rollout, no previous (what a state nests)."""
+        return dataclasses.replace(self, rollout=None, previous=None, changed_by=None)
 
     def to_avro(self) -> dict[str, Any]:
         record = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         record["signature"] = dataclasses.asdict(self.signature)
         record["data_window"] = dataclasses.asdict(self.data_window)
+        if self.rollout is not None:
+            r = self.rollout
+            record["rollout"] = {"candidate": r.candidate.to_avro(), "mode": r.mode,
+                                 "weight": r.weight, "started_at": r.started_at,
+                                 "policy": dataclasses.asdict(r.policy)}
+        if self.previous is not None:
+            record["previous"] = self.previous.to_avro()
         return record
 
     @classmethod
     def from_avro(cls, record: dict[str, Any]) -> Self:
         sig = record["signature"]
+        rollout, previous = record.get("rollout"), record.get("previous")
         return cls(
             **{
                 **record,
@@ -133,6 +185,12 @@ class ModelMetadata(Record):
                     output=TensorSpec(**sig["output"]),
                 ),
                 "data_window": DataWindow(**record["data_window"]),
+                "rollout": None if rollout is None else Rollout(
+                    candidate=ModelMetadata.from_avro(rollout["candidate"]),
+                    mode=rollout["mode"], weight=rollout["weight"],
+                    started_at=rollout["started_at"],
+                    policy=RolloutPolicy(**rollout["policy"])),
+                "previous": None if previous is None else ModelMetadata.from_avro(previous),
             }
         )
 

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, date, datetime
 
 from edml.contracts import (
+    CANARY,
     DataWindow,
     DeadLetter,
     ModelKey,
     ModelMetadata,
     ModelSignature,
     Record,
+    Rollout,
+    RolloutPolicy,
     TensorSpec,
     TripCompleted,
     TripPrediction,
@@ -44,11 +48,19 @@ def sample_events(now: datetime | None = None) -> list[tuple[Record, bytes | Rec
         created_at=now,
         git_commit="abc1234",
     )
+    candidate = dataclasses.replace(metadata, version="0.1.0-20261123000000-def5678",
+                                    storage_uri=metadata.storage_uri.replace(
+                                        metadata.version, "0.1.0-20261123000000-def5678"))
+    in_rollout = dataclasses.replace(
+        metadata, rollout=Rollout(candidate, CANARY, 0.1, now, RolloutPolicy()),
+        previous=dataclasses.replace(metadata, version="0.1.0-20261121000000-0a1b2c3"),
+        changed_by="publish")
     return [
         (TripRequest("trip-1", pickup, 161, 236, 1, vendor_id=2), b"trip-1"),
         (TripPrediction("trip-1", 720.0, "trip-duration", metadata.version, now, now), b"trip-1"),
         (TripCompleted("trip-1", datetime(2019, 10, 14, 8, 43), 780.0), b"trip-1"),
         (metadata, ModelKey("trip-duration")),
+        (in_rollout, ModelKey("trip-duration")),
         (DeadLetter(b"trip-2", b"\x00garbage", "edml.trip-requests", 0, 42, "decode",
                     "DecodeError", "not an edml Avro message", now), b"trip-2"),
     ]

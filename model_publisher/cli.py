@@ -20,15 +20,55 @@ def _settings() -> Any:
 
 def _publish(args: argparse.Namespace) -> int:
     settings = _settings()
+    from edml.serving_state import parse_policy
     from model_publisher.publish import publish
 
+    policy = parse_policy(args.policy)
     done = publish(args.model_dir, args.name, settings, version=args.version,
-                   storage_uri=args.storage)
-    m = done.metadata
-    print(f"published {m.name} {m.version}\n  storage  {m.storage_uri}\n  checksum {m.checksum}"
-          f"\n  topic    {settings.topics.models} offset {done.offset}")
+                   storage_uri=args.storage, mode=args.role, weight=args.weight,
+                   policy=policy)
+    m = done.metadata.candidate or done.metadata
+    role = f"as {args.role} beside {done.metadata.version}" if args.role else "as champion"
+    print(f"published {m.name} {m.version} {role}\n  storage  {m.storage_uri}\n"
+          f"  checksum {m.checksum}\n  topic    {settings.topics.models} offset {done.offset}")
     for key, value in sorted(m.metrics.items()):
         print(f"  {key:<40} {value:.4f}")
+    return 0
+
+
+def _describe(state: Any) -> list[str]:
+    """The serving state, as ``edml models status`` and the publish commands print it."""
+    lines = [f"{state.name}", f"  champion   {state.version}  ({state.storage_uri})"]
+    if state.rollout is not None:
+        r = state.rollout
+        lines.append(f"  candidate  {r.candidate.version}  {r.mode}"
+                     + (f" {r.weight:.0%} of trips" if r.mode == "canary" else "")
+                     + f"  since {r.started_at:%Y-%m-%d %H:%M:%S}Z")
+        p = r.policy
+        lines.append(f"  policy     verdict after {p.min_paired} paired actuals (at most "
+                     f"{p.max_paired}); margin {p.margin_seconds:g} s at {p.confidence:.0%}; "
+                     f"rollback on failures > {p.max_failure_rate:.2%} or model calls > "
+                     f"{p.latency_slo_ms:g} ms")
+    else:
+        lines.append("  candidate  none")
+    if state.previous is not None:
+        lines.append(f"  previous   {state.previous.version}")
+    lines.append(f"  changed by {state.changed_by or 'publish (before rollouts)'}")
+    return lines
+
+
+def _status(args: argparse.Namespace) -> int:
+    from model_publisher.models import status
+
+    print("\n".join(_describe(status(_settings(), args.name))))
+    return 0
+
+
+def _promote(args: argparse.Namespace) -> int:
+    from model_publisher.models import promote
+
+    done = promote(_settings(), args.name)
+    print(f"{args.name}: {done.metadata.version} is the champion (offset {done.offset})")
     return 0
 
 
@@ -70,7 +110,7 @@ def _rollback(args: argparse.Namespace) -> int:
     from model_publisher.models import rollback
 
     done = rollback(_settings(), args.name, args.to)
-    print(f"{args.name} is back on {done.metadata.version} (offset {done.offset})")
+    print(f"{args.name}: {done.metadata.version} serves alone (offset {done.offset})")
     return 0
 
 
@@ -88,6 +128,16 @@ def register(sub: Any) -> None:
                          "<short git sha>")
     publish.add_argument("--storage", help="gs://BUCKET/PREFIX or file://DIR; default "
                          "EDML_STORAGE_URI")
+    publish.add_argument("--as", dest="role", choices=["shadow", "canary"],
+                         help="a candidate beside the current champion instead of the new "
+                         "champion: shadow (scored, published only to the shadow topic) or "
+                         "canary (answers for --weight of the trips)")
+    publish.add_argument("--weight", type=float, default=0.1,
+                         help="canary: the share of trips the candidate answers (default 0.1)")
+    publish.add_argument("--policy", action="append", default=[], metavar="NAME=VALUE",
+                         help="a rollout policy setting over its default, e.g. min_paired=500 "
+                         "(min_paired, max_paired, margin_seconds, confidence, "
+                         "max_failure_rate, latency_slo_ms; see the README, Rollouts)")
     publish.set_defaults(handler=_publish)
 
     models = sub.add_parser("models", help="list, inspect and roll back published models",
@@ -98,10 +148,17 @@ def register(sub: Any) -> None:
     hist = verbs.add_parser("history", help="every version of one model, oldest first")
     hist.add_argument("name", metavar="NAME")
     hist.set_defaults(handler=_history)
-    back = verbs.add_parser("rollback", help="make an earlier stored version current again, "
-                            "after verifying its checksum in storage")
+    stat = verbs.add_parser("status", help="champion, candidate, mode, weight and policy")
+    stat.add_argument("name", metavar="NAME")
+    stat.set_defaults(handler=_status)
+    prom = verbs.add_parser("promote", help="make the candidate the champion now")
+    prom.add_argument("name", metavar="NAME")
+    prom.set_defaults(handler=_promote)
+    back = verbs.add_parser("rollback", help="withdraw the candidate, or (without one) serve "
+                            "the previous champion again; --to restores any stored version")
     back.add_argument("name", metavar="NAME")
-    back.add_argument("--to", required=True, metavar="VERSION", help="the version to restore")
+    back.add_argument("--to", metavar="VERSION", help="the version to restore (its checksum "
+                      "is verified in storage first)")
     back.set_defaults(handler=_rollback)
     verbs.add_parser("version", help="print a new version name (what publish would choose), "
                      "for a CI pipeline to pass between stages").set_defaults(handler=_version)

@@ -1,4 +1,6 @@
-"""``edml models list | history | rollback``: the model topic read as the registry it is."""
+"""``edml models list | history | status | promote | rollback``: the model topic read as the
+registry it is, and the serving state changed by hand (a manual change always wins: the
+rollout controller acts only on the state it finds)."""
 
 from __future__ import annotations
 
@@ -7,15 +9,17 @@ from pathlib import Path
 
 from edml.artifacts import checksum_of
 from edml.codec import Codec
+from edml.contracts import ModelMetadata
 from edml.errors import ArtifactError, ModelError
 from edml.kafka import require_broker
 from edml.logs import event, get_logger
 from edml.model_log import ModelEntry, latest_per_name, read_model_log
+from edml.serving_state import champion, promoted, rolled_back
 from edml.storage import open_store
-from model_publisher.publish import Published, announce
+from model_publisher.publish import Published, announce, current_state
 from model_publisher.settings import PublisherSettings
 
-__all__ = ["history", "latest", "rollback", "verify_stored"]
+__all__ = ["history", "latest", "promote", "rollback", "status", "verify_stored"]
 
 log = get_logger(__name__)
 
@@ -45,19 +49,49 @@ def verify_stored(settings: PublisherSettings, uri: str, checksum: str) -> None:
                             f"the event says {checksum}")
 
 
-def rollback(settings: PublisherSettings, name: str, to_version: str) -> Published:
-    """Make an earlier, still stored version current again by re-publishing its metadata."""
-    entries = history(settings, name)
-    if not entries:
+def _state(settings: PublisherSettings, name: str) -> ModelMetadata:
+    require_broker(settings.kafka, settings.topics.models)
+    state = current_state(settings, name)
+    if state is None:
         raise ModelError(f"no model named {name!r} on {settings.topics.models}")
-    earlier = [e for e in entries if e.metadata.version == to_version]
-    if not earlier:
-        versions = ", ".join(dict.fromkeys(e.metadata.version for e in entries))
-        raise ModelError(f"{name} has no version {to_version!r} (it has {versions})")
-    if entries[-1].metadata.version == to_version:
-        raise ModelError(f"{name} {to_version} is already the current version")
-    metadata = earlier[-1].metadata
-    verify_stored(settings, metadata.storage_uri, metadata.checksum)
-    offset = announce(settings, metadata)
-    event(log, "model.rolled_back", model=name, version=to_version, offset=offset)
-    return Published(metadata, offset)
+    return state
+
+
+def promote(settings: PublisherSettings, name: str, by: str = "promote") -> Published:
+    """The candidate becomes the champion, whatever its evidence says: an operator's call."""
+    state = promoted(_state(settings, name), by)
+    offset = announce(settings, state)
+    event(log, "model.promoted", model=name, version=state.version, by=by, offset=offset,
+          previous=state.previous.version if state.previous else None)
+    return Published(state, offset)
+
+
+def rollback(settings: PublisherSettings, name: str, to_version: str | None = None
+             ) -> Published:
+    """Withdraw the candidate; without one, serve the previous champion again; with
+    ``to_version``, make that earlier, still stored version the champion."""
+    current = _state(settings, name)
+    if to_version is None:
+        state = rolled_back(current, "rollback")
+        if state.version != current.version:  # an older artifact comes back: still there?
+            verify_stored(settings, state.storage_uri, state.checksum)
+    else:
+        known = {m.version: m for e in history(settings, name)
+                 for m in (e.metadata, e.metadata.candidate) if m is not None}
+        if to_version not in known:
+            raise ModelError(f"{name} has no version {to_version!r} (it has "
+                             f"{', '.join(known)})")
+        if current.version == to_version and current.rollout is None:
+            raise ModelError(f"{name} {to_version} is already the current version")
+        target = known[to_version]
+        verify_stored(settings, target.storage_uri, target.checksum)
+        state = champion(target, current, "rollback")
+    offset = announce(settings, state)
+    event(log, "model.rolled_back", model=name, version=state.version, offset=offset,
+          withdrawn=current.candidate.version if current.candidate else None)
+    return Published(state, offset)
+
+
+def status(settings: PublisherSettings, name: str) -> ModelMetadata:
+    """The serving state of ``name``: champion, candidate (mode, weight, policy), previous."""
+    return _state(settings, name)

@@ -17,17 +17,19 @@ from typing import Any
 
 from edml.artifacts import artifact_uri, checksum_of, validate_name
 from edml.codec import Codec
-from edml.contracts import DataWindow, ModelKey, ModelMetadata
+from edml.contracts import DataWindow, ModelKey, ModelMetadata, RolloutPolicy
 from edml.errors import BrokerError, ModelError
 from edml.kafka import flush_or_raise, producer, require_broker
 from edml.logs import event, get_logger
+from edml.model_log import latest_per_name, read_model_log
 from edml.savedmodel import load_savedmodel, smoke_test
+from edml.serving_state import champion, check_candidate, with_candidate
 from edml.signature import check_signature
 from edml.storage import open_store
 from model_publisher.settings import PublisherSettings
 from model_publisher.version import git_commit, make_version
 
-__all__ = ["Published", "announce", "publish", "read_training_metadata"]
+__all__ = ["Published", "announce", "current_state", "publish", "read_training_metadata"]
 
 log = get_logger(__name__)
 TRAINING_METADATA = "edml_model.json"  # written by the trainer beside the SavedModel
@@ -68,6 +70,14 @@ def _preflight_broker(settings: PublisherSettings) -> None:
                           f"{settings.kafka.bootstrap}: {topic.error if topic else 'missing'}")
 
 
+def current_state(settings: PublisherSettings, name: str) -> ModelMetadata | None:
+    """The latest serving state of ``name`` on the model topic, if it has one."""
+    entries = read_model_log(settings.kafka, settings.topics.models,
+                             Codec.from_settings(settings.registry))
+    entry = latest_per_name(entries).get(name)
+    return entry.metadata if entry is not None else None
+
+
 def announce(settings: PublisherSettings, metadata: ModelMetadata) -> int:
     """Produce one metadata event keyed by model name; return its offset once delivered."""
     codec = Codec.from_settings(settings.registry)
@@ -86,12 +96,20 @@ def announce(settings: PublisherSettings, metadata: ModelMetadata) -> int:
 
 
 def publish(model_dir: Path, name: str, settings: PublisherSettings, version: str | None = None,
-            storage_uri: str | None = None, now: datetime | None = None) -> Published:
+            storage_uri: str | None = None, now: datetime | None = None,
+            mode: str | None = None, weight: float = 0.0,
+            policy: RolloutPolicy | None = None) -> Published:
+    """Upload and announce a version: as the champion (``mode`` None), or as a candidate
+    beside the current champion (``mode`` shadow or canary, with ``weight`` and ``policy``).
+    """
     now = now or datetime.now(UTC)
     validate_name("model name", name)
     commit = git_commit(settings.git_commit)
     version = validate_name("version", version or make_version(commit, now))
     _preflight_broker(settings)  # first: seconds cheaper than loading the model
+    current = current_state(settings, name)
+    if mode is not None:  # refuse before uploading anything
+        check_candidate(current, name, version, mode, weight)
     model = _smoke_test(model_dir)
     training = read_training_metadata(model_dir)
     checksum = checksum_of(model_dir)
@@ -112,13 +130,15 @@ def publish(model_dir: Path, name: str, settings: PublisherSettings, version: st
         created_at=now.replace(microsecond=(now.microsecond // 1000) * 1000),
         git_commit=commit,
     )
+    state = champion(metadata, current, "publish") if mode is None else with_candidate(
+        current, metadata, mode, weight, policy or RolloutPolicy(), now)
     try:
-        offset = announce(settings, metadata)
+        offset = announce(settings, state)
     except BaseException:
         # Nobody was told about this version: remove it, so that a retry can publish it.
         store.delete_dir(uri)
         event(log, "model.upload_withdrawn", logging.WARNING, model=name, version=version)
         raise
     event(log, "model.published", model=name, version=version, offset=offset,
-          topic=settings.topics.models)
-    return Published(metadata, offset)
+          topic=settings.topics.models, role=mode or "champion", weight=weight or None)
+    return Published(state, offset)

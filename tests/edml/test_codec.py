@@ -109,6 +109,35 @@ def test_a_new_reader_reads_an_old_writers_message_with_the_default() -> None:
     assert new_reader.decode_record(data, "edml.TripRequest")["wheelchair"] is None
 
 
+def _rollout_state() -> ModelMetadata:
+    return next(v for v, _ in sample_events()
+                if isinstance(v, ModelMetadata) and v.rollout is not None)
+
+
+def _model_metadata_v1() -> dict[str, Any]:
+    return json.loads(resources.files("edml.schemas").joinpath(
+        "history/ModelMetadata.v1.avsc").read_text())
+
+
+def test_a_reader_of_the_v1_model_schema_sees_the_champion_of_a_rollout_state() -> None:
+    state = _rollout_state()
+    data = Codec().encode(state)
+    old_reader = Codec({"edml.ModelMetadata": fastavro.parse_schema(_model_metadata_v1())})
+    old_reader.add_writer_schema(load_schemas()["edml.ModelMetadata"])  # a deploy, or registry
+    champion = old_reader.decode_record(data, "edml.ModelMetadata")
+    assert (champion["version"], champion["checksum"]) == (state.version, state.checksum)
+    assert "rollout" not in champion
+
+
+def test_a_v1_model_event_reads_as_a_champion_with_no_rollout() -> None:
+    state = _rollout_state()
+    v1 = Codec({"edml.ModelMetadata": fastavro.parse_schema(_model_metadata_v1())})
+    data = v1.encode_record("edml.ModelMetadata", state.version_only().to_avro()
+                            | {"rollout_state": None})
+    read = Codec().decode(data, ModelMetadata)  # today's reader knows v1 from avro/history
+    assert read == dataclasses.replace(state, rollout=None, previous=None, changed_by=None)
+
+
 class MemoryRegistry:
     """A registry in memory, with the two calls the codec uses."""
 

@@ -16,7 +16,7 @@ from edml.errors import ArtifactError, BrokerError, ModelError, StorageError
 from edml.local.processes import free_port
 from edml.settings import KafkaSettings, StorageSettings, TopicSettings
 from edml.storage import open_store
-from model_publisher.models import history, latest, rollback, verify_stored
+from model_publisher.models import history, latest, promote, rollback, status, verify_stored
 from model_publisher.publish import publish
 from model_publisher.settings import PublisherSettings
 
@@ -194,3 +194,59 @@ def test_the_cli_publishes_and_lists(quick_model: Path, settings: PublisherSetti
     again = edml("publish", str(quick_model), "--name", "trips", "--version", "v7")
     assert again.returncode == 1
     assert "ArtifactError:" in again.stderr and "exists already" in again.stderr
+
+
+def test_a_candidate_is_published_beside_the_champion_promoted_and_rolled_back(
+    quick_model: Path, settings: PublisherSettings
+) -> None:
+    publish(quick_model, "trips", settings, version="v1")
+    publish(quick_model, "trips", settings, version="v2", mode="shadow")
+    state = status(settings, "trips")
+    assert state.version == "v1" and state.rollout is not None
+    assert (state.rollout.candidate.version, state.rollout.mode) == ("v2", "shadow")
+
+    promote(settings, "trips")
+    assert (status(settings, "trips").version, status(settings, "trips").rollout) == ("v2", None)
+
+    publish(quick_model, "trips", settings, version="v3", mode="canary", weight=0.2)
+    rollback(settings, "trips")  # the candidate goes; the champion stays
+    assert (status(settings, "trips").version, status(settings, "trips").candidate) == ("v2", None)
+    rollback(settings, "trips")  # no candidate: the previous champion comes back
+    assert status(settings, "trips").version == "v1"
+    # v3 never served, but it is stored and known: it can be made the champion by name
+    rollback(settings, "trips", "v3")
+    assert status(settings, "trips").version == "v3"
+
+
+def test_a_candidate_without_a_champion_is_refused_before_any_upload(
+    quick_model: Path, settings: PublisherSettings
+) -> None:
+    with pytest.raises(ModelError, match="has no champion yet"):
+        publish(quick_model, "trips", settings, version="v1", mode="canary", weight=0.1)
+    _unchanged(settings, [], artifact_uri(settings.storage.uri, "trips", "v1"))
+
+
+def test_the_cli_shows_promotes_and_rolls_back(quick_model: Path,
+                                               settings: PublisherSettings) -> None:
+    publish(quick_model, "trips", settings, version="v1")
+    env = {
+        "PATH": "/usr/bin:/bin", "EDML_KAFKA_BOOTSTRAP": settings.kafka.bootstrap,
+        "EDML_TOPIC_MODELS": settings.topics.models, "EDML_STORAGE_URI": settings.storage.uri,
+        "EDML_STORAGE_ENDPOINT": settings.storage.endpoint or "",
+    }
+
+    def edml(*args: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "edml.cli", *args], env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    out = edml("publish", str(quick_model), "--name", "trips", "--version", "v2", "--as",
+               "canary", "--weight", "0.25", "--policy", "min_paired=500")
+    assert "published trips v2 as canary beside v1" in out
+    out = edml("models", "status", "trips")
+    assert "champion   v1" in out and "candidate  v2  canary 25% of trips" in out
+    assert "verdict after 500 paired actuals" in out
+    assert "v2 is the champion" in edml("models", "promote", "trips")
+    assert "v1 serves alone" in edml("models", "rollback", "trips")
+    assert "champion   v1" in edml("models", "status", "trips")
