@@ -58,6 +58,7 @@ QUIX_VENV = ROOT / "bench" / ".venv-quix"
 def _topics(kafka: KafkaSettings, name: str) -> TopicSettings:
     suffix = f"{name}-{uuid.uuid4().hex[:6]}"
     topics = TopicSettings(records=f"in-{suffix}", predictions=f"out-{suffix}",
+                           shadow_predictions=f"shadow-{suffix}",
                            actuals=f"actuals-{suffix}", dead_letters=f"dead-{suffix}",
                            models=f"models-{suffix}", model_events=f"events-{suffix}",
                            partitions=PARTITIONS)
@@ -73,10 +74,7 @@ def _worker_env(kafka: KafkaSettings, topics: TopicSettings, storage_uri: str,
            "EDML_SCORING_MODEL_NAME": "bench", "EDML_SCORING_DATA_DIR": str(data_dir),
            "EDML_SCORING_WEB_HOST": "127.0.0.1", "EDML_SCORING_WEB_PORT": str(port),
            "EDML_SCORING_GROUP_ID": f"bench-{uuid.uuid4().hex[:6]}"}
-    for name in ("records", "predictions", "actuals", "dead_letters", "models",
-                 "model_events", "partitions"):
-        env[f"EDML_TOPIC_{name.upper()}"] = str(getattr(topics, name))
-    return env
+    return env | topics.as_env()
 
 
 def _run(argv: list[str], env: dict[str, str] | None, kafka: KafkaSettings,

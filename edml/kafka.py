@@ -157,6 +157,7 @@ def topic_specs(topics: TopicSettings) -> list[NewTopic]:
     return [
         NewTopic(topics.records, n, rf),
         NewTopic(topics.predictions, n, rf),
+        NewTopic(topics.shadow_predictions, n, rf),
         NewTopic(topics.actuals, n, rf),
         NewTopic(topics.dead_letters, n, rf),
         NewTopic(topics.models, 1, rf, config={"cleanup.policy": "compact"}),

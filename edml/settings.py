@@ -97,12 +97,19 @@ class TopicSettings(BaseSettings):
 
     records: str = "edml.trip-requests"
     predictions: str = "edml.trip-predictions"
+    # predictions made but not served during a rollout: never read by consumers of the above
+    shadow_predictions: str = "edml.trip-predictions.shadow"
     actuals: str = "edml.trips-completed"
     dead_letters: str = "edml.dead-letters"
     models: str = "edml.models"
     model_events: str = "edml.model-events"
     partitions: int = Field(default=4, ge=1)
     replication_factor: int = Field(default=1, ge=1)
+
+    def as_env(self) -> dict[str, str]:
+        """These settings as the environment of another edml process."""
+        return {f"EDML_TOPIC_{name.upper()}": str(value)
+                for name, value in self.model_dump().items()}
 
 
 class StorageSettings(BaseSettings):

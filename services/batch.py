@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -13,11 +14,20 @@ from typing import Any, Protocol
 import numpy as np
 
 from edml.codec import Codec
-from edml.contracts import DeadLetter, TripPrediction, TripRequest
+from edml.contracts import CANARY, DeadLetter, TripPrediction, TripRequest
 from edml.errors import ContractError, InvalidRecord, ModelError, UnfitModel
 from edml.savedmodel import Predictor, check_answers, smoke_test
 
-__all__ = ["BatchResult", "Message", "Outcome", "dead_letter", "dead_letter_key", "score_batch"]
+__all__ = [
+    "BatchResult",
+    "Candidate",
+    "Message",
+    "Outcome",
+    "answered_by_candidate",
+    "dead_letter",
+    "dead_letter_key",
+    "score_batch",
+]
 
 # bytes of an offending record a dead letter carries: far below any broker's message limit
 # (1 MB by default), far above any real request (~100 bytes)
@@ -53,14 +63,39 @@ class Outcome:
     reason: str = ""  # for dead letters: the error message
 
 
+@dataclass(frozen=True)
+class Candidate:
+    """A rollout's candidate, scored beside the champion on the same decoded rows."""
+
+    predictor: Predictor
+    version: str
+    mode: str  # shadow or canary
+    weight: float  # canary: the share of trips it answers
+
+
+def answered_by_candidate(trip_id: str, candidate_version: str, weight: float) -> bool:
+    """A stable draw per trip and rollout: the same trip always lands on the same side of
+    the same rollout, on any worker, after any restart (Python's hash() is salted per
+    process, so a real hash)."""
+    digest = hashlib.blake2b(f"{candidate_version}\x00{trip_id}".encode(), digest_size=8)
+    return int.from_bytes(digest.digest(), "big") < weight * 2.0**64
+
+
 @dataclass
 class BatchResult:
-    predictions: list[Outcome] = field(default_factory=list)
+    predictions: list[Outcome] = field(default_factory=list)  # the main topic's: one a trip
+    shadow: list[Outcome] = field(default_factory=list)  # made during a rollout, not served
     dead_letters: list[Outcome] = field(default_factory=list)
-    # (trip id, predicted seconds, source partition) for the live evaluation
-    predicted: list[tuple[str, float, int]] = field(default_factory=list)
+    # (trip id, [(version, predicted seconds), ...], source partition) for the live
+    # evaluation: both versions' predictions of a trip during a rollout, the pair
+    predicted: list[tuple[str, list[tuple[str, float]], int]] = field(default_factory=list)
+    served_by: Counter[str] = field(default_factory=Counter)  # main-topic predictions
+    shadowed_by: Counter[str] = field(default_factory=Counter)
     request_times_ms: list[int] = field(default_factory=list)
     inference_seconds: float = 0.0
+    candidate_seconds: float = 0.0
+    candidate_failures: int = 0
+    candidate_unfit: UnfitModel | None = None  # failed on the batch and the smoke requests
 
 
 _EPOCH = datetime(1970, 1, 1)
@@ -145,13 +180,33 @@ def _predict(predictor: Predictor, columns: dict[str, np.ndarray], rows: int,
     return _predict_isolating(predictor, columns, 0, rows)
 
 
+def _prediction(codec: Codec, trip_id: str, seconds: float, model_name: str, version: str,
+                requested_ms: int, now_ms: int) -> bytes:
+    return codec.encode_record(TripPrediction.SCHEMA, {
+        "trip_id": trip_id, "predicted_duration_seconds": seconds,
+        "model_name": model_name, "model_version": version,
+        "requested_at": requested_ms, "predicted_at": now_ms,
+    })
+
+
+def _usable(seconds: float) -> bool:
+    return seconds > 0 and bool(np.isfinite(seconds))
+
+
 def score_batch(messages: Sequence[Message], predictor: Predictor, model_name: str,
                 model_version: str, codec: Codec, now_ms: int,
-                clock: Callable[[], float] = time.perf_counter) -> BatchResult:
+                clock: Callable[[], float] = time.perf_counter,
+                candidate: Candidate | None = None) -> BatchResult:
     """Decode, check, score in one model call, encode. Expected per-record failures become
     dead letters: a record the model fails on alone is isolated by splitting the batch.
     A model that fails on the whole batch and on the smoke requests raises UnfitModel (no
-    record is blamed); anything else propagates and stops the worker."""
+    record is blamed); anything else propagates and stops the worker.
+
+    With a ``candidate`` the same rows are scored by both (one decode, two model calls).
+    Each trip gets exactly one prediction for the main topic, stamped with the version
+    that made it (the candidate's for a canary's share of trips, where it answered); the
+    other version's goes to ``shadow``. The candidate failing never costs a trip its
+    prediction: it is counted, and an unfit candidate is reported, not raised."""
     result = BatchResult()
     good: list[tuple[Message, dict[str, Any]]] = []
     latest = _EPOCH + now_ms * _MILLISECOND + _AHEAD  # UTC now is ahead of New York: lenient
@@ -188,21 +243,50 @@ def score_batch(messages: Sequence[Message], predictor: Predictor, model_name: s
     started = clock()
     seconds, failed = _predict(predictor, columns, len(good), f"{model_name} {model_version}")
     result.inference_seconds = clock() - started
+    challenger: list[float] | None = None
+    if candidate is not None:
+        started = clock()
+        try:
+            answers, _ = _predict(candidate.predictor, columns, len(good),
+                                  f"{model_name} {candidate.version}")
+            challenger = answers.tolist()
+        except UnfitModel as exc:
+            result.candidate_unfit = exc
+        result.candidate_seconds = clock() - started
 
     for i, ((msg, record), predicted) in enumerate(zip(good, seconds.tolist(), strict=True)):
-        if i in failed:
-            dead(msg, "predict", failed[i])
-            continue
-        if not (predicted > 0 and np.isfinite(predicted)):
-            dead(msg, "predict", InvalidRecord(f"the model predicted {predicted} seconds"))
-            continue
+        trip_id: str = record["trip_id"]
+        mine: tuple[str, float] | None = \
+            (model_version, predicted) if i not in failed and _usable(predicted) else None
+        theirs: tuple[str, float] | None = None
+        if candidate is not None:
+            answer: float = challenger[i] if challenger is not None else float("nan")
+            theirs = (candidate.version, answer) if _usable(answer) else None
+            result.candidate_failures += theirs is None
+        # a canary's share is answered by the candidate, the champion standing in where it
+        # failed; a shadow candidate never answers
+        served: tuple[str, float] | None
+        other: tuple[str, float] | None
+        if theirs is not None and candidate is not None and candidate.mode == CANARY and \
+                answered_by_candidate(trip_id, candidate.version, candidate.weight):
+            served, other = theirs, mine
+        else:
+            served, other = mine, theirs
         requested_ms = msg.timestamp()[1]
-        value = codec.encode_record(TripPrediction.SCHEMA, {
-            "trip_id": record["trip_id"], "predicted_duration_seconds": predicted,
-            "model_name": model_name, "model_version": model_version,
-            "requested_at": requested_ms, "predicted_at": now_ms,
-        })
-        result.predictions.append(Outcome(msg.key() or record["trip_id"].encode(), value))
-        result.predicted.append((record["trip_id"], predicted, msg.partition() or 0))
-        result.request_times_ms.append(requested_ms)
+        key = msg.key() or trip_id.encode()
+        if served is None:
+            dead(msg, "predict", failed[i] if i in failed
+                 else InvalidRecord(f"the model predicted {predicted} seconds"))
+        else:
+            result.predictions.append(Outcome(key, _prediction(
+                codec, trip_id, served[1], model_name, served[0], requested_ms, now_ms)))
+            result.served_by[served[0]] += 1
+            result.request_times_ms.append(requested_ms)
+        if other is not None:
+            result.shadow.append(Outcome(key, _prediction(
+                codec, trip_id, other[1], model_name, other[0], requested_ms, now_ms)))
+            result.shadowed_by[other[0]] += 1
+        made = [p for p in (mine, theirs) if p is not None]
+        if made and served is not None:
+            result.predicted.append((trip_id, made, msg.partition() or 0))
     return result

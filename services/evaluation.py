@@ -48,21 +48,23 @@ class LiveEvaluator:
         self._metrics = metrics
         self.joined = 0
 
-    def predicted(self, version: str,
-                  items: Iterable[tuple[str, float, int]]) -> list[Change]:
-        """A batch of (trip id, seconds, partition): one multi-get and one write batch, not
-        a call per trip. Returns the changes for the changelog."""
+    def predicted(self, items: Iterable[tuple[str, list[tuple[str, float]], int]]
+                  ) -> list[Change]:
+        """A batch of (trip id, [(version, seconds), ...], partition), the champion's first
+        and a rollout's candidate's beside it: one multi-get and one write batch, not a
+        call per trip. Returns the changes for the changelog."""
         items = list(items)
         keys = [trip_id.encode() for trip_id, _, _ in items]
         actuals: list[bytes | None] = self._db.get([_ACTUAL + key for key in keys]) or []
         batch, changes = WriteBatch(), []
-        for (_, seconds, partition), key, actual in zip(items, keys, actuals, strict=True):
+        for (_, made, partition), key, actual in zip(items, keys, actuals, strict=True):
             if actual is not None:
-                self._complete(version, seconds, float(actual))
+                self._complete(made, float(actual))
                 batch.delete(_ACTUAL + key)
                 changes.append(Change(partition, _ACTUAL + key, None))
             else:
-                value = f"{version}\t{seconds!r}".encode()
+                value = "\t".join(f"{version}\t{seconds!r}" for version, seconds in made
+                                  ).encode()
                 batch.put(_PREDICTED + key, value)
                 changes.append(Change(partition, _PREDICTED + key, value))
         self._db.write(batch)
@@ -72,8 +74,9 @@ class LiveEvaluator:
         key = trip_id.encode()
         predicted = self._db.get(_PREDICTED + key)
         if predicted is not None:
-            version, seconds = predicted.decode().split("\t")
-            self._complete(version, float(seconds), duration_s)
+            fields = predicted.decode().split("\t")
+            self._complete([(v, float(s)) for v, s in zip(fields[::2], fields[1::2],
+                                                           strict=True)], duration_s)
             del self._db[_PREDICTED + key]
             return Change(partition, _PREDICTED + key, None)
         value = repr(duration_s).encode()
@@ -94,9 +97,10 @@ class LiveEvaluator:
         self._db.write(batch)
         return count
 
-    def _complete(self, version: str, predicted_s: float, actual_s: float) -> None:
-        self._metrics.live_abs_error_minutes.labels(version).observe(
-            abs(predicted_s - actual_s) / 60.0)
+    def _complete(self, made: list[tuple[str, float]], actual_s: float) -> None:
+        for version, predicted_s in made:
+            self._metrics.live_abs_error_minutes.labels(version).observe(
+                abs(predicted_s - actual_s) / 60.0)
         self.joined += 1
 
     def close(self) -> None:

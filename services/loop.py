@@ -30,7 +30,7 @@ from edml.contracts import TripCompleted
 from edml.errors import BrokerError, ContractError, RegistryUnavailable, UnfitModel
 from edml.kafka import consumer, ensure_topics, producer, read_partition
 from edml.logs import event, get_logger
-from services.batch import BatchResult, dead_letter, dead_letter_key, score_batch
+from services.batch import BatchResult, Candidate, dead_letter, dead_letter_key, score_batch
 from services.evaluation import Change, LiveEvaluator
 from services.loader import LoadedVersion
 from services.metrics import Metrics
@@ -247,20 +247,30 @@ class ScoringLoop:
             self._delivery_error = error
 
     def _score(self, records: list[Message], writer: Any) -> None:
-        loaded = self._slot.current  # once per batch: one version stamps the whole batch
+        lineup = self._slot.lineup()  # once per batch: no batch sees a swap
         now = self._now()
         while True:
-            if loaded is None:
+            if lineup is None:
                 raise _NoModel
+            loaded, challenger = lineup.champion, lineup.candidate
+            candidate = None if challenger is None else Candidate(
+                challenger.model, challenger.version, lineup.mode, lineup.weight)
             try:
-                result: BatchResult = score_batch(records, loaded.model, loaded.metadata.name,
-                                                  loaded.version, self._codec, int(now * 1000))
+                result: BatchResult = score_batch(
+                    records, loaded.model, loaded.metadata.name, loaded.version, self._codec,
+                    int(now * 1000), candidate=candidate)
                 break
             except UnfitModel as exc:
-                loaded = self._retire(loaded, exc)
+                self._retire(loaded, exc)
+                lineup = self._slot.lineup()
+        if challenger is not None and result.candidate_unfit is not None:
+            self._retire(challenger, result.candidate_unfit)  # the champion answered
         topics = self._s.topics
         for out in result.predictions:
             writer.produce(topics.predictions, key=out.key, value=out.value,
+                           on_delivery=self._delivered)
+        for out in result.shadow:
+            writer.produce(topics.shadow_predictions, key=out.key, value=out.value,
                            on_delivery=self._delivered)
         for out in result.dead_letters:
             writer.produce(topics.dead_letters, key=out.key, value=out.value,
@@ -272,14 +282,18 @@ class ScoringLoop:
         m = self._metrics
         m.records_in.inc(len(records))
         m.batch_size.observe(len(records))
+        for version, count in result.served_by.items():
+            m.predictions_out.labels(version).inc(count)
+        for version, count in result.shadowed_by.items():
+            m.shadow_predictions_out.labels(version).inc(count)
+        if challenger is not None and result.candidate_failures:
+            m.candidate_failures.labels(challenger.version).inc(result.candidate_failures)
         if result.predictions:
-            m.predictions_out.labels(loaded.version).inc(len(result.predictions))
             m.inference_seconds.observe(result.inference_seconds)
             for requested_ms in result.request_times_ms:
                 m.end_to_end_seconds.observe(max(0.0, now - requested_ms / 1000))
             if self._s.evaluate:
-                self._log_changes(writer, self._evaluator.predicted(loaded.version,
-                                                                    result.predicted))
+                self._log_changes(writer, self._evaluator.predicted(result.predicted))
 
     def _join(self, actuals: list[Message], writer: Any) -> None:
         now = self._now()

@@ -42,6 +42,23 @@ class Metrics:
             "edml_live_abs_error_minutes", "Absolute error of predictions joined with the "
             "actual durations", ["model_version"], buckets=_ERROR_BUCKETS, registry=r)
 
+        self.candidate_info = Gauge(
+            "edml_candidate_info", "The candidate scored beside the champion during a rollout "
+            "(value: the share of trips it answers; 0 in shadow)", ["model_version", "mode"],
+            registry=r)
+        self.shadow_predictions_out = Counter(
+            "edml_shadow_predictions_out", "Predictions produced to the shadow topic (made "
+            "but not served: the candidate's in shadow, the other side's in a canary)",
+            ["model_version"], registry=r)
+        self.candidate_failures = Counter(
+            "edml_candidate_failures", "Trips the candidate failed on (the champion answered "
+            "them)", ["model_version"], registry=r)
+
+    def candidate(self, version: str | None, mode: str = "", weight: float = 0.0) -> None:
+        self.candidate_info.clear()
+        if version is not None:
+            self.candidate_info.labels(version, mode).set(weight)
+
     def serving(self, name: str, version: str | None) -> None:
         self.model_info.clear()
         if version is not None:

@@ -1,7 +1,9 @@
-"""Turns model-table updates into swaps: loads the newest announced version of the served
-model in a thread of its own, swaps it in when it is ready, and raises the alarm when a
-version is refused (the previous one keeps serving) or retired by the scoring loop as unfit
-(the one it replaced serves again; a retired version stays out after a restart)."""
+"""Turns model-table updates into swaps: loads the newest announced serving state of the
+served model (its champion, and a rollout's candidate) in a thread of its own, puts each in
+the slot when it is ready, and raises the alarm when a version is refused (what served
+keeps serving) or retired by the scoring loop as unfit (a champion's predecessor serves
+again, a candidate just leaves; a retired version stays out after a restart). A promoted
+candidate is already loaded: promotion is a swap, not a load."""
 
 from __future__ import annotations
 
@@ -42,6 +44,7 @@ class ModelSwapper:
         self._retry_wait_s, self._retry_waits_s = 0.0, retry_waits_s
         self._alerted: str | None = None  # the version whose outage has been alerted on
         self._wanted: ModelMetadata | None = None
+        self._state: ModelMetadata | None = None  # the state being applied
         self._changed = threading.Condition()
         self._stop = False
         self._thread = threading.Thread(target=self._run, name="model-swapper", daemon=True)
@@ -73,17 +76,82 @@ class ModelSwapper:
                     self._retry = None  # a newer event supersedes a pending retry
                 elif self._retry is not None and self._clock() >= self._retry[1]:
                     wanted, self._retry = self._retry[0], None
-                current = self._slot.current
-                if wanted is not None and (current is None or wanted.version != current.version
-                                           or wanted.checksum != current.metadata.checksum):
+                if wanted is not None and not self._settled(wanted):
                     return wanted
                 self._changed.wait(None if self._retry is None
                                    else max(0.0, self._retry[1] - self._clock()))
         return None
 
+    def _settled(self, state: ModelMetadata) -> bool:
+        """The slot serves ``state`` already: its champion, and its candidate in its mode."""
+        lineup = self._slot.lineup()
+        if lineup is None or not _same(lineup.champion.metadata, state):
+            return False
+        rollout = state.rollout
+        if rollout is None or lineup.candidate is None:
+            return rollout is None and lineup.candidate is None
+        return _same(lineup.candidate.metadata, rollout.candidate) and \
+            (lineup.mode, lineup.weight) == (rollout.mode, rollout.weight)
+
     def _run(self) -> None:
         while (wanted := self._next()) is not None:
-            self._load(wanted)
+            self._apply(wanted)
+
+    def _apply(self, state: ModelMetadata) -> None:
+        self._state = state
+        champion = state.version_only()
+        current, candidate = self._slot.current, self._slot.candidate
+        if current is None or not _same(current.metadata, champion):
+            if candidate is not None and _same(candidate.metadata, champion):
+                self._serve(candidate)  # promoted: loaded and warm already
+                self._metrics.candidate(None)
+            else:
+                self._load(champion)
+        if self._slot.current is not None:  # a candidate is only ever scored beside one
+            self._apply_candidate(state)
+
+    def _apply_candidate(self, state: ModelMetadata) -> None:
+        rollout, have = state.rollout, self._slot.candidate
+        if rollout is None:
+            if have is not None:
+                self._slot.set_candidate(None)
+                self._metrics.candidate(None)
+                event(log, "candidate.withdrawn", model=state.name, version=have.version,
+                      champion=state.version)
+            return
+        wanted = rollout.candidate
+        if have is not None and _same(have.metadata, wanted):
+            self._slot.set_candidate(have, rollout.mode, rollout.weight)
+            self._metrics.candidate(have.version, rollout.mode, rollout.weight)
+            return
+        try:
+            if self._table is not None and self._table.is_retired(wanted):
+                raise UnfitModel("taken out of service earlier on this worker: it failed on "
+                                 "records and on the smoke requests")
+            event(log, "candidate.loading", model=wanted.name, version=wanted.version,
+                  mode=rollout.mode, weight=rollout.weight, uri=wanted.storage_uri)
+            loaded = self._loader.load(wanted, on_retry=self._fetch_failed)
+        except EdmlError as exc:
+            self._slot.set_candidate(None)  # the champion serves alone meanwhile
+            self._metrics.candidate(None)
+            self._failed(wanted, exc)
+            return
+        self._slot.set_candidate(loaded, rollout.mode, rollout.weight)
+        self._metrics.candidate(loaded.version, rollout.mode, rollout.weight)
+        self._metrics.model_load_seconds.observe(loaded.load_seconds)
+        event(log, "candidate.scoring", model=wanted.name, version=wanted.version,
+              mode=rollout.mode, weight=rollout.weight, champion=state.version,
+              load_s=round(loaded.load_seconds, 3))
+        self._tell(wanted, "loaded", load_seconds=loaded.load_seconds)
+
+    def _failed(self, metadata: ModelMetadata, exc: EdmlError) -> None:
+        """A version was not loaded: retry it if storage was away (one alert per outage),
+        refuse it for good if the artifact is wrong."""
+        outage = isinstance(exc, StorageError) and not isinstance(exc, ArtifactError)
+        if outage:
+            self._retry_later(metadata)
+        if not (outage and self._alerted == metadata.version):  # one alert per outage
+            self._refuse(metadata, exc)
 
     def _load(self, metadata: ModelMetadata, recovering: bool = False) -> None:
         try:
@@ -94,14 +162,15 @@ class ModelSwapper:
                   uri=metadata.storage_uri)
             loaded = self._loader.load(metadata, on_retry=self._fetch_failed)
         except EdmlError as exc:
-            outage = isinstance(exc, StorageError) and not isinstance(exc, ArtifactError)
-            if outage:
-                self._retry_later(metadata)
-            if not (outage and self._alerted == metadata.version):  # one alert per outage
-                self._refuse(metadata, exc)
+            self._failed(metadata, exc)
             if self._slot.current is None and not recovering:
                 self._recover(metadata)
             return
+        self._serve(loaded)
+
+    def _serve(self, loaded: LoadedVersion) -> None:
+        """``loaded`` becomes the champion."""
+        metadata = loaded.metadata
         self._alerted, self._retry_wait_s = None, 0.0
         previous = self._slot.swap(loaded)
         if self._table is not None:
@@ -130,8 +199,8 @@ class ModelSwapper:
         self._retry_wait_s = min(max(2 * self._retry_wait_s, first), most)
         event(log, "model.retry_scheduled", logging.WARNING, model=metadata.name,
               version=metadata.version, in_s=self._retry_wait_s)
-        with self._changed:
-            self._retry = (metadata, self._clock() + self._retry_wait_s)
+        with self._changed:  # the whole state is applied again: whatever is missing loads
+            self._retry = (self._state or metadata, self._clock() + self._retry_wait_s)
 
     def _recover(self, refused: ModelMetadata) -> None:
         """Nothing serves and the latest version was refused (a restart whose latest event
@@ -192,3 +261,7 @@ class ModelSwapper:
             event(log, "model_event.not_sent", logging.WARNING, error=str(exc))
 
 
+
+
+def _same(loaded: ModelMetadata, wanted: ModelMetadata) -> bool:
+    return (loaded.version, loaded.checksum) == (wanted.version, wanted.checksum)

@@ -56,6 +56,7 @@ def topics(kafka: KafkaSettings) -> TopicSettings:
     suffix = uuid.uuid4().hex[:10]
     names = TopicSettings(
         records=f"records-{suffix}", predictions=f"predictions-{suffix}",
+        shadow_predictions=f"shadow-{suffix}",
         actuals=f"actuals-{suffix}", dead_letters=f"dead-letters-{suffix}",
         models=f"models-{suffix}", model_events=f"model-events-{suffix}", partitions=2,
     )

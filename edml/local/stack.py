@@ -169,8 +169,4 @@ class LocalStack:
         }
         if self.storage_endpoint:
             env["EDML_STORAGE_ENDPOINT"] = self.storage_endpoint
-        for name in ("records", "predictions", "actuals", "dead_letters", "models",
-                     "model_events"):
-            env[f"EDML_TOPIC_{name.upper()}"] = getattr(self.topics, name)
-        env["EDML_TOPIC_PARTITIONS"] = str(self.topics.partitions)
-        return env
+        return env | self.topics.as_env()

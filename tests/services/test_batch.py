@@ -11,7 +11,7 @@ import pytest
 from edml.codec import Codec
 from edml.contracts import DeadLetter, TripPrediction, TripRequest
 from edml.errors import ModelError, UnfitModel
-from services.batch import score_batch
+from services.batch import Candidate, Outcome, answered_by_candidate, score_batch
 from tests.services.fakes import DistanceModel, FakeMessage
 
 CODEC = Codec()
@@ -166,3 +166,64 @@ def test_a_small_record_is_carried_whole_in_its_dead_letter() -> None:
     letter = CODEC.decode(_score([FakeMessage(b"junk", b"k")]).dead_letters[0].value,
                           DeadLetter)
     assert (letter.value, letter.value_size, letter.value_sha256) == (b"junk", None, None)
+
+
+def _with_candidate(messages: list[FakeMessage], mode: str, weight: float,
+                    candidate: DistanceModel):  # type: ignore[no-untyped-def]
+    return score_batch(messages, DistanceModel(), "trips", "v7", CODEC, NOW_MS,
+                       candidate=Candidate(candidate, "v8", mode, weight))
+
+
+def _versions(outcomes: list[Outcome]) -> dict[str, str]:
+    decoded = [CODEC.decode(out.value, TripPrediction) for out in outcomes]
+    return {p.trip_id: p.model_version for p in decoded}
+
+
+def test_in_shadow_every_trip_is_served_by_the_champion_and_shadowed_by_the_candidate() -> None:
+    candidate = DistanceModel(answer=999.0)
+    result = _with_candidate([_request(i) for i in range(50)], "shadow", 0.0, candidate)
+    assert candidate.calls == 1  # the same decoded rows, one more model call
+    assert set(_versions(result.predictions).values()) == {"v7"}
+    assert set(_versions(result.shadow).values()) == {"v8"}
+    assert len(result.predictions) == len(result.shadow) == 50
+    paired = {trip: dict(made) for trip, made, _ in result.predicted}
+    assert paired["trip-3"] == {"v7": 900.0, "v8": 999.0}
+
+
+def test_a_canary_answers_its_share_of_trips_and_the_other_side_goes_to_shadow() -> None:
+    messages = [_request(i) for i in range(4000)]
+    result = _with_candidate(messages, "canary", 0.1, DistanceModel(answer=999.0))
+    served, shadowed = _versions(result.predictions), _versions(result.shadow)
+    assert len(served) == len(shadowed) == 4000  # one main prediction per trip, one shadow
+    assert all(served[t] != shadowed[t] for t in served)
+    share = sum(v == "v8" for v in served.values()) / 4000
+    # binomial(4000, 0.1): sd 0.47 points, so 10% +- 1.5 points is over 3 sd
+    assert 0.085 < share < 0.115
+    for trip, version in served.items():
+        assert (version == "v8") == answered_by_candidate(trip, "v8", 0.1)
+
+
+def test_a_trip_lands_on_the_same_side_of_a_rollout_every_time_and_wider_canaries_keep_it() -> None:
+    trips = [f"trip-{i}" for i in range(2000)]
+    at_10 = {t for t in trips if answered_by_candidate(t, "v8", 0.1)}
+    assert at_10 == {t for t in trips if answered_by_candidate(t, "v8", 0.1)}
+    assert at_10 <= {t for t in trips if answered_by_candidate(t, "v8", 0.5)}
+    assert not any(answered_by_candidate(t, "v8", 0.0) for t in trips)
+    assert all(answered_by_candidate(t, "v8", 1.0) for t in trips)
+
+
+def test_a_failing_candidate_costs_no_trip_its_prediction() -> None:
+    result = _with_candidate([_request(i, pickup=(13 if i % 2 else 50)) for i in range(40)],
+                             "canary", 1.0, RaisingModel(bad_zones=(13,)))
+    assert not result.dead_letters and result.candidate_unfit is None
+    served = _versions(result.predictions)
+    assert len(served) == 40 and result.candidate_failures == 20
+    assert {served[f"trip-{i}"] for i in range(1, 40, 2)} == {"v7"}  # the champion stood in
+    assert {served[f"trip-{i}"] for i in range(0, 40, 2)} == {"v8"}
+
+
+def test_an_unfit_candidate_is_reported_and_the_champion_answers_everything() -> None:
+    result = _with_candidate([_request(i) for i in range(10)], "shadow", 0.0,
+                             RaisingModel(always=True))
+    assert isinstance(result.candidate_unfit, UnfitModel)
+    assert set(_versions(result.predictions).values()) == {"v7"} and not result.shadow

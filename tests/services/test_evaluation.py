@@ -19,10 +19,10 @@ def _sum(metrics: Metrics, version: str) -> tuple[float, float]:
 def test_prediction_then_actual_and_actual_then_prediction_both_join(tmp_path: Path) -> None:
     metrics = Metrics()
     evaluator = LiveEvaluator(tmp_path / "joins.rocksdb", metrics, horizon_s=3600)
-    evaluator.predicted("v1", [("a", 600.0, 0)])
+    evaluator.predicted([("a", [("v1", 600.0)], 0)])
     evaluator.actual("a", 720.0, 0)
     evaluator.actual("b", 300.0, 0)
-    evaluator.predicted("v2", [("b", 420.0, 0)])
+    evaluator.predicted([("b", [("v2", 420.0)], 0)])
     assert _sum(metrics, "v1") == (1.0, 2.0)  # minutes
     assert _sum(metrics, "v2") == (1.0, 2.0)
     assert evaluator.joined == 2
@@ -32,7 +32,7 @@ def test_prediction_then_actual_and_actual_then_prediction_both_join(tmp_path: P
 def test_a_join_is_counted_once(tmp_path: Path) -> None:
     metrics = Metrics()
     evaluator = LiveEvaluator(tmp_path / "joins.rocksdb", metrics, horizon_s=3600)
-    evaluator.predicted("v1", [("a", 600.0, 0)])
+    evaluator.predicted([("a", [("v1", 600.0)], 0)])
     evaluator.actual("a", 720.0, 0)
     evaluator.actual("a", 720.0, 0)  # a duplicate actual waits for a prediction that is gone
     assert _sum(metrics, "v1") == (1.0, 2.0)
@@ -42,7 +42,7 @@ def test_a_join_is_counted_once(tmp_path: Path) -> None:
 def test_a_waiting_half_moves_with_its_partition_through_the_changelog(tmp_path: Path) -> None:
     before, after = Metrics(), Metrics()
     first = LiveEvaluator(tmp_path / "first.rocksdb", before, horizon_s=3600)
-    changes = first.predicted("v1", [("a", 600.0, 3), ("b", 300.0, 1)])
+    changes = first.predicted([("a", [("v1", 600.0)], 3), ("b", [("v1", 300.0)], 1)])
     changes.append(first.actual("c", 200.0, 3))
     assert [(c.partition, c.key) for c in changes] == [(3, b"p:a"), (1, b"p:b"), (3, b"a:c")]
     first.close()
@@ -51,7 +51,7 @@ def test_a_waiting_half_moves_with_its_partition_through_the_changelog(tmp_path:
     second = LiveEvaluator(tmp_path / "second.rocksdb", after, horizon_s=3600)
     assert second.restore((c.key, c.value) for c in changes if c.partition == 3) == 2
     second.actual("a", 720.0, 3)
-    deleted = second.predicted("v2", [("c", 260.0, 3)])
+    deleted = second.predicted([("c", [("v2", 260.0)], 3)])
     assert _sum(after, "v1") == (1.0, 2.0) and _sum(after, "v2") == (1.0, 1.0)
     assert [(c.key, c.value) for c in deleted] == [(b"a:c", None)]  # joined: gone from both
     second.close()

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from edml.contracts import ModelEvent, ModelMetadata
+from edml.contracts import ModelEvent, ModelMetadata, RolloutPolicy
 from edml.errors import ArtifactError, StorageError
 from edml.samples import sample_events
+from edml.serving_state import champion, promoted, with_candidate
 from services.loader import LoadedVersion
 from services.metrics import Metrics
 from services.model_slot import ModelSlot
 from services.swapper import ModelSwapper
 
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 BASE = next(v for v, _ in sample_events() if isinstance(v, ModelMetadata))
 
 
@@ -161,3 +164,46 @@ def test_a_newer_version_supersedes_a_pending_retry() -> None:
     time.sleep(0.1)
     swapper.stop()
     assert slot.current.version == "v2" and loader.loaded == ["v2"]  # type: ignore[union-attr]
+
+
+def _lineup(slot: ModelSlot) -> tuple[str, str | None, str, float]:
+    lineup = slot.lineup()
+    assert lineup is not None
+    return (lineup.champion.version, lineup.candidate.version if lineup.candidate else None,
+            lineup.mode, lineup.weight)
+
+
+def test_a_candidate_is_loaded_beside_the_champion_and_promotion_needs_no_load() -> None:
+    events: list[ModelEvent] = []
+    swapper, slot, metrics, loader = _swapper(set(), events)
+    v1 = champion(_version("v1"), None, "publish")
+    swapper.offer(v1)
+    _until(lambda: slot.current is not None)
+    swapper.offer(with_candidate(v1, _version("v2"), "canary", 0.2, RolloutPolicy(), NOW))
+    _until(lambda: slot.candidate is not None)
+    assert _lineup(slot) == ("v1", "v2", "canary", 0.2)
+    assert metrics.registry.get_sample_value(
+        "edml_candidate_info", {"model_version": "v2", "mode": "canary"}) == 0.2
+
+    swapper.offer(promoted(with_candidate(v1, _version("v2"), "canary", 0.2, RolloutPolicy(),
+                                          NOW), "controller"))
+    _until(lambda: slot.current is not None and slot.current.version == "v2")
+    swapper.stop()
+    assert _lineup(slot) == ("v2", None, "", 0.0)
+    assert loader.loaded == ["v1", "v2"]  # promotion swapped the loaded candidate in
+
+
+def test_a_withdrawn_candidate_leaves_and_a_refused_one_never_touches_the_champion() -> None:
+    events: list[ModelEvent] = []
+    swapper, slot, _, _ = _swapper({"v3"}, events)
+    v1 = champion(_version("v1"), None, "publish")
+    swapper.offer(with_candidate(v1, _version("v2"), "shadow", 0.0, RolloutPolicy(), NOW))
+    _until(lambda: slot.candidate is not None)
+    swapper.offer(v1)  # rolled back: the candidate withdrawn
+    _until(lambda: slot.candidate is None)
+    swapper.offer(with_candidate(v1, _version("v3"), "shadow", 0.0, RolloutPolicy(), NOW))
+    _until(lambda: any(e.kind == "load_failed" for e in events))
+    swapper.stop()
+    assert _lineup(slot) == ("v1", None, "", 0.0)
+    assert [(e.kind, e.model_version) for e in events] == [
+        ("loaded", "v1"), ("loaded", "v2"), ("load_failed", "v3")]

@@ -107,9 +107,7 @@ class Worker:
             "EDML_SCORING_WEB_PORT": str(self.port), "EDML_SCORING_LOAD_ATTEMPTS": "2",
             "EDML_SCORING_LOAD_BACKOFF_S": "0.2",
         }
-        for name in ("records", "predictions", "actuals", "dead_letters", "models",
-                     "model_events", "partitions"):
-            self.env[f"EDML_TOPIC_{name.upper()}"] = str(getattr(topics, name))
+        self.env |= topics.as_env()
         self.env |= extra_env or {}
         self.process: subprocess.Popen[bytes] | None = None
 
