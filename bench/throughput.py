@@ -61,6 +61,7 @@ def _topics(kafka: KafkaSettings, name: str) -> TopicSettings:
                            shadow_predictions=f"shadow-{suffix}",
                            actuals=f"actuals-{suffix}", dead_letters=f"dead-{suffix}",
                            models=f"models-{suffix}", model_events=f"events-{suffix}",
+                           evaluations=f"evaluations-{suffix}",
                            partitions=PARTITIONS)
     ensure_topics(kafka, topic_specs(topics))
     return topics

@@ -24,7 +24,8 @@ from edml.settings import config_error
 __all__ = ["main"]
 
 # The parts that add subcommands, each with register(subparsers) in its cli module.
-PARTS: tuple[str, ...] = ("trainer.cli", "model_publisher.cli", "services.cli")
+PARTS: tuple[str, ...] = ("trainer.cli", "model_publisher.cli", "services.cli",
+                          "controller.cli")
 
 Handler = Callable[[argparse.Namespace], int]
 

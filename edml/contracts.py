@@ -23,6 +23,8 @@ __all__ = [
     "ModelSignature",
     "Record",
     "Rollout",
+    "RolloutDecision",
+    "RolloutEvidence",
     "RolloutPolicy",
     "TensorSpec",
     "TripCompleted",
@@ -215,14 +217,70 @@ class DeadLetter(Record):
 
 
 @dataclass(frozen=True, slots=True)
+class RolloutDecision:
+    """Why the rollout controller promoted or rolled back a candidate."""
+
+    rule: str  # better, worse, inconclusive, failures or latency
+    champion_version: str
+    candidate_version: str
+    paired: int
+    confidence: float
+    champion_mae_seconds: float | None = None
+    candidate_mae_seconds: float | None = None
+    mean_diff_seconds: float | None = None
+    ci_low_seconds: float | None = None
+    ci_high_seconds: float | None = None
+    candidate_failure_rate: float | None = None
+    candidate_call_ms: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ModelEvent(Record):
     SCHEMA: ClassVar[str] = "edml.ModelEvent"
 
     model_name: str
     model_version: str
-    kind: str  # "loaded", "load_failed", "retired" or "rejected"
+    # "loaded", "load_failed", "retired", "rejected"; the controller's "promoted" and
+    # "rolled_back", with their decision
+    kind: str
     worker: str
     at: datetime
     error_kind: str | None = None
     message: str | None = None
     load_seconds: float | None = None
+    decision: RolloutDecision | None = None
+
+    def to_avro(self) -> dict[str, Any]:
+        record = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        if self.decision is not None:
+            record["decision"] = dataclasses.asdict(self.decision)
+        return record
+
+    @classmethod
+    def from_avro(cls, record: dict[str, Any]) -> Self:
+        decision = record.get("decision")
+        return cls(**{**record, "decision": None if decision is None
+                      else RolloutDecision(**decision)})
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutEvidence(Record):
+    """One worker's sums over one window of a rollout; they add up across workers."""
+
+    SCHEMA: ClassVar[str] = "edml.RolloutEvidence"
+
+    model_name: str
+    champion_version: str
+    candidate_version: str
+    worker: str
+    window_start: datetime
+    window_end: datetime
+    paired: int = 0
+    sum_diff: float = 0.0
+    sum_sq_diff: float = 0.0
+    sum_abs_error_champion: float = 0.0
+    sum_abs_error_candidate: float = 0.0
+    candidate_scored: int = 0
+    candidate_failures: int = 0
+    candidate_batches: int = 0
+    candidate_call_seconds: float = 0.0

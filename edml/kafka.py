@@ -162,6 +162,7 @@ def topic_specs(topics: TopicSettings) -> list[NewTopic]:
         NewTopic(topics.dead_letters, n, rf),
         NewTopic(topics.models, 1, rf, config={"cleanup.policy": "compact"}),
         NewTopic(topics.model_events, 1, rf),
+        NewTopic(topics.evaluations, 1, rf),
     ]
 
 

@@ -103,6 +103,8 @@ class TopicSettings(BaseSettings):
     dead_letters: str = "edml.dead-letters"
     models: str = "edml.models"
     model_events: str = "edml.model-events"
+    # the workers' rollout evidence, read by the rollout controller
+    evaluations: str = "edml.evaluations"
     partitions: int = Field(default=4, ge=1)
     replication_factor: int = Field(default=1, ge=1)
 

@@ -94,6 +94,7 @@ class BatchResult:
     request_times_ms: list[int] = field(default_factory=list)
     inference_seconds: float = 0.0
     candidate_seconds: float = 0.0
+    candidate_scored: int = 0  # rows the candidate was asked to score
     candidate_failures: int = 0
     candidate_unfit: UnfitModel | None = None  # failed on the batch and the smoke requests
 
@@ -245,6 +246,7 @@ def score_batch(messages: Sequence[Message], predictor: Predictor, model_name: s
     result.inference_seconds = clock() - started
     challenger: list[float] | None = None
     if candidate is not None:
+        result.candidate_scored = len(good)
         started = clock()
         try:
             answers, _ = _predict(candidate.predictor, columns, len(good),

@@ -22,6 +22,7 @@ from pathlib import Path
 from rocksdict import AccessType, Rdict, WriteBatch
 
 from edml.errors import StorageError
+from services.evidence import EvidenceWindow
 from services.metrics import Metrics
 
 __all__ = ["Change", "LiveEvaluator"]
@@ -39,13 +40,14 @@ class Change:
 
 
 class LiveEvaluator:
-    def __init__(self, path: Path, metrics: Metrics, horizon_s: float) -> None:
+    def __init__(self, path: Path, metrics: Metrics, horizon_s: float,
+                 evidence: EvidenceWindow | None = None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._db = Rdict(str(path), access_type=AccessType.with_ttl(int(horizon_s)))
         except Exception as exc:  # rocksdict raises plain Exception (e.g. a held lock)
             raise StorageError(f"cannot open the join store {path}: {exc}") from exc
-        self._metrics = metrics
+        self._metrics, self._evidence = metrics, evidence
         self.joined = 0
 
     def predicted(self, items: Iterable[tuple[str, list[tuple[str, float]], int]]
@@ -98,9 +100,12 @@ class LiveEvaluator:
         return count
 
     def _complete(self, made: list[tuple[str, float]], actual_s: float) -> None:
-        for version, predicted_s in made:
-            self._metrics.live_abs_error_minutes.labels(version).observe(
-                abs(predicted_s - actual_s) / 60.0)
+        errors = [(version, abs(predicted_s - actual_s)) for version, predicted_s in made]
+        for version, error_s in errors:
+            self._metrics.live_abs_error_minutes.labels(version).observe(error_s / 60.0)
+        if len(errors) == 2 and self._evidence is not None:  # champion first, candidate
+            (champion, champion_error), (candidate, candidate_error) = errors
+            self._evidence.paired(champion, champion_error, candidate, candidate_error)
         self.joined += 1
 
     def close(self) -> None:

@@ -20,6 +20,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from confluent_kafka import KafkaError, Message, TopicPartition
@@ -32,6 +33,7 @@ from edml.kafka import consumer, ensure_topics, producer, read_partition
 from edml.logs import event, get_logger
 from services.batch import BatchResult, Candidate, dead_letter, dead_letter_key, score_batch
 from services.evaluation import Change, LiveEvaluator
+from services.evidence import EvidenceWindow
 from services.loader import LoadedVersion
 from services.metrics import Metrics
 from services.model_slot import ModelSlot
@@ -53,9 +55,11 @@ class _NoModel(Exception):
 class ScoringLoop:
     def __init__(self, settings: ScoringSettings, slot: ModelSlot, caught_up: threading.Event,
                  codec: Codec, metrics: Metrics, evaluator: LiveEvaluator, retire: Retire,
+                 evidence: EvidenceWindow | None = None,
                  wall_clock: Callable[[], float] = time.time) -> None:
         self._s, self._slot, self._caught_up = settings, slot, caught_up
         self._retire = retire
+        self._evidence = evidence or EvidenceWindow(settings.model_name, settings.worker_id)
         self._registry_wait_s = 0.0
         self._codec, self._metrics, self._evaluator = codec, metrics, evaluator
         self._now = wall_clock
@@ -221,7 +225,16 @@ class ScoringLoop:
             self._score(records, writer)
         if actuals:
             self._join(actuals, writer)
+        self._flush_evidence(writer)
         self._deliver(writer)
+
+    def _flush_evidence(self, writer: Any) -> None:
+        """A rollout's evidence goes out with the batch that made it, before that batch's
+        commit: the evaluations topic is never behind what the offsets say is done (one
+        small message per batch, and only during a rollout)."""
+        for evidence in self._evidence.drain(datetime.fromtimestamp(self._now(), UTC)):
+            writer.produce(self._s.topics.evaluations, key=evidence.model_name.encode(),
+                           value=self._codec.encode(evidence), on_delivery=self._delivered)
 
     def _deliver(self, writer: Any) -> None:
         """Every output of the batch delivered, before its offsets are committed. A broker
@@ -286,8 +299,11 @@ class ScoringLoop:
             m.predictions_out.labels(version).inc(count)
         for version, count in result.shadowed_by.items():
             m.shadow_predictions_out.labels(version).inc(count)
-        if challenger is not None and result.candidate_failures:
-            m.candidate_failures.labels(challenger.version).inc(result.candidate_failures)
+        if challenger is not None:
+            self._evidence.scored(loaded.version, challenger.version, result.candidate_scored,
+                                  result.candidate_failures, result.candidate_seconds)
+            if result.candidate_failures:
+                m.candidate_failures.labels(challenger.version).inc(result.candidate_failures)
         if result.predictions:
             m.inference_seconds.observe(result.inference_seconds)
             for requested_ms in result.request_times_ms:

@@ -58,7 +58,8 @@ def topics(kafka: KafkaSettings) -> TopicSettings:
         records=f"records-{suffix}", predictions=f"predictions-{suffix}",
         shadow_predictions=f"shadow-{suffix}",
         actuals=f"actuals-{suffix}", dead_letters=f"dead-letters-{suffix}",
-        models=f"models-{suffix}", model_events=f"model-events-{suffix}", partitions=2,
+        models=f"models-{suffix}", model_events=f"model-events-{suffix}",
+        evaluations=f"evaluations-{suffix}", partitions=2,
     )
     ensure_topics(kafka, topic_specs(names))
     return names
@@ -72,6 +73,15 @@ def quick_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     out = tmp_path_factory.mktemp("quick-model")
     return train(TrainSettings(quick=True, quick_rows=3000, out=out)).model_dir
+
+
+@pytest.fixture(scope="session")
+def slower_model(quick_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``quick_model`` answering 10 minutes more for every trip: a known worse version."""
+    from tests.model_variants import adding_seconds
+
+    return adding_seconds(quick_model, tmp_path_factory.mktemp("slower-model") / "model",
+                          600.0)
 
 
 @pytest.fixture

@@ -19,6 +19,8 @@ def _topic_of(record: Record, topics: TopicSettings) -> str:
         "edml.TripCompleted": topics.actuals,
         "edml.ModelMetadata": topics.models,
         "edml.DeadLetter": topics.dead_letters,
+        "edml.ModelEvent": topics.model_events,
+        "edml.RolloutEvidence": topics.evaluations,
     }[record.SCHEMA]
 
 

@@ -25,7 +25,7 @@ REQUEST = TripRequest("trip-9", datetime(2019, 10, 1, 17, 5), 132, 48, 2)
 
 def test_every_avsc_file_parses_with_fastavro() -> None:
     files = [e for e in resources.files("edml.schemas").iterdir() if e.name.endswith(".avsc")]
-    assert len(files) == 7
+    assert len(files) == 8
     for entry in files:
         fastavro.parse_schema(json.loads(entry.read_text()))
 
@@ -33,7 +33,7 @@ def test_every_avsc_file_parses_with_fastavro() -> None:
 @pytest.mark.parametrize("cls", [contracts.TripRequest, contracts.TripPrediction,
                                  contracts.TripCompleted, contracts.ModelKey,
                                  contracts.ModelMetadata, contracts.DeadLetter,
-                                 contracts.ModelEvent])
+                                 contracts.ModelEvent, contracts.RolloutEvidence])
 def test_each_dataclass_has_exactly_the_fields_of_its_schema(cls: type[Any]) -> None:
     schema = load_schemas()[cls.SCHEMA]
     assert {f["name"] for f in schema["fields"]} == {f.name for f in dataclasses.fields(cls)}

@@ -177,10 +177,24 @@ def test_the_base_and_prod_use_workload_identity_and_dev_a_key() -> None:
     for overlay in ("prod", "dev"):
         resources = render(K8S / "overlays" / overlay)
         accounts = {r["metadata"]["name"]: r for r in resources if r["kind"] == "ServiceAccount"}
-        assert set(accounts) == {"edml-scoring", "edml-publish"}
+        assert set(accounts) == {"edml-scoring", "edml-publish", "edml-controller"}
+        controller = accounts.pop("edml-controller")  # Kafka only: no cloud identity
+        assert "annotations" not in controller["metadata"]
         annotated = all("iam.gke.io/gcp-service-account" in a["metadata"].get("annotations", {})
                         for a in accounts.values())
         envs = [e["name"] for pod in _pods(resources).values()
                 for e in pod["containers"][0].get("env", [])]
         assert annotated == (overlay == "prod")
         assert ("GOOGLE_APPLICATION_CREDENTIALS" in envs) == (overlay == "dev")
+
+
+def test_one_rollout_controller_runs_locked_down_and_never_two_at_once(overlay: Path) -> None:
+    deployment = _by_kind(render(overlay))["Deployment/edml-controller"]
+    spec = deployment["spec"]
+    assert spec["replicas"] == 1 and spec["strategy"]["type"] == "Recreate"
+    pod = spec["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["args"] == ["controller"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert pod["serviceAccountName"] == "edml-controller"

@@ -7,13 +7,23 @@ from pathlib import Path
 
 import pytest
 
-from edml.contracts import TripPrediction
+from controller.controller import running
+from controller.settings import ControllerSettings
+from edml.contracts import RolloutEvidence, RolloutPolicy, TripPrediction
 from edml.kafka import read_partition
 from edml.settings import KafkaSettings, TopicSettings
 from model_publisher.publish import publish
 from model_publisher.settings import PublisherSettings
 from services.batch import answered_by_candidate
-from tests.services.workers import CODEC, Workers, read_outputs, real_requests, send, wait_for
+from tests.services.workers import (
+    CODEC,
+    Workers,
+    read_outputs,
+    real_requests,
+    real_trips,
+    send,
+    wait_for,
+)
 
 CANARY_V2 = 'edml_candidate_info{mode="canary",model_version="v2"}'  # value: its weight
 
@@ -58,3 +68,68 @@ def test_a_canary_answers_its_share_and_every_trip_gets_one_main_prediction(
     again.wait_ready("v1")
     wait_for(lambda: again.metric(CANARY_V2) == 0.1, 60,
              "the candidate back beside the champion after a restart")
+
+
+def _evaluated_pairs(kafka: KafkaSettings, topics: TopicSettings) -> int:
+    return sum(CODEC.decode(m.value() or b"", RolloutEvidence).paired
+               for m in read_partition(kafka, topics.evaluations))
+
+
+def _paired_diffs(kafka: KafkaSettings, topics: TopicSettings, champion: str, candidate: str,
+                  actuals: dict[str, float]) -> list[float]:
+    """The paired differences recomputed from the topics consumers see: both versions'
+    predictions of each trip (main and shadow topics) against its actual duration."""
+    made: dict[str, dict[str, float]] = {}
+    for p in read_outputs(kafka, topics).predictions + _shadow(kafka, topics):
+        made.setdefault(p.trip_id, {})[p.model_version] = p.predicted_duration_seconds
+    return [abs(m[candidate] - actuals[t]) - abs(m[champion] - actuals[t])
+            for t, m in made.items() if champion in m and candidate in m and t in actuals]
+
+
+def test_the_controller_alone_promotes_a_better_shadow_and_rolls_back_a_worse_canary(
+    quick_model: Path, slower_model: Path, publisher: PublisherSettings, workers: Workers,
+    kafka: KafkaSettings, topics: TopicSettings,
+) -> None:
+    policy = RolloutPolicy(min_paired=100)
+    publish(slower_model, "trips", publisher, version="v1")  # 10 minutes too long
+    worker = workers.make("w1").start()
+    worker.wait_ready("v1")
+    publish(quick_model, "trips", publisher, version="v2", mode="shadow", policy=policy)
+    wait_for(lambda: worker.metric('edml_candidate_info{mode="shadow",model_version="v2"}')
+             == 0.0 and "v2" in worker.get("/metrics")[1].decode(), 60, "v2 in shadow")
+
+    trips = real_trips(300, "first")
+    send(kafka, topics.records, [request for request, _ in trips])
+    wait_for(lambda: len(read_outputs(kafka, topics).predictions) >= 300, 60, "predictions")
+    send(kafka, topics.actuals, [done for _, done in trips])
+    wait_for(lambda: _evaluated_pairs(kafka, topics) >= 300, 60, "the evidence of 300 pairs")
+
+    with running(ControllerSettings(kafka=kafka, topics=topics)) as controller:
+        wait_for(lambda: controller.decisions, 30, "the controller's decision")
+        promotion = controller.decisions[0]
+        assert (promotion.kind, promotion.model_version) == ("promoted", "v2")
+        worker.wait_ready("v2")  # the worker follows the new state: v2 is the champion
+        actuals = {done.trip_id: done.duration_seconds for _, done in trips}
+        diffs = _paired_diffs(kafka, topics, "v1", "v2", actuals)
+        d = promotion.decision
+        assert d is not None and d.rule == "better" and d.paired == len(diffs) == 300
+        assert d.mean_diff_seconds == pytest.approx(sum(diffs) / len(diffs))
+
+        publish(slower_model, "trips", publisher, version="v3", mode="canary", weight=0.5,
+                policy=policy)
+        wait_for(lambda: worker.metric(
+            'edml_candidate_info{mode="canary",model_version="v3"}') == 0.5, 60, "v3 canary")
+        more = real_trips(300, "second")
+        send(kafka, topics.records, [request for request, _ in more])
+        wait_for(lambda: len(read_outputs(kafka, topics).predictions) >= 600, 60,
+                 "predictions")
+        send(kafka, topics.actuals, [done for _, done in more])
+        wait_for(lambda: len(controller.decisions) >= 2, 60, "the second decision")
+    rollback = controller.decisions[1]
+    assert (rollback.kind, rollback.model_version) == ("rolled_back", "v3")
+    assert rollback.decision is not None and rollback.decision.rule == "worse"
+    main = read_outputs(kafka, topics)
+    assert not main.dead_letters
+    assert Counter(Counter(p.trip_id for p in main.predictions).values()) == {1: 600}
+    served = Counter(p.model_version for p in main.predictions)
+    assert served["v1"] == 300 and 0 < served["v3"] < 300  # a canary's share of the second

@@ -1,0 +1,2 @@
+"""The rollout controller: judges candidates on the workers' paired evidence and promotes or
+rolls them back, as events."""

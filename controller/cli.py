@@ -1,0 +1,35 @@
+"""``edml controller``: run the rollout controller."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from typing import Any
+
+__all__ = ["register"]
+
+
+def _controller(args: argparse.Namespace) -> int:
+    from controller.controller import RolloutController
+    from controller.settings import ControllerSettings
+    from edml.kafka import require_broker
+
+    settings = ControllerSettings()
+    require_broker(settings.kafka)  # one clear line for an unreachable broker
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    RolloutController(settings).run(stop)
+    return 0
+
+
+def register(sub: Any) -> None:
+    run = sub.add_parser(
+        "controller", help="run the rollout controller: promote or roll back candidates",
+        description="Follow the model topic and the workers' rollout evidence on the "
+        "evaluations topic; when a candidate's policy reaches a verdict, write the decision "
+        "(a ModelEvent with its evidence) and the new serving state. One replica is enough; "
+        "it rebuilds its state from the topics on every start. Settings: "
+        "EDML_CONTROLLER_* and the shared EDML_* variables.")
+    run.set_defaults(handler=_controller)

@@ -1,0 +1,145 @@
+"""``edml controller``: follows the model topic (the serving states) and the evaluations
+topic (the workers' evidence), and when a rollout's policy reaches a verdict, writes the
+decision as a ``ModelEvent`` with its evidence, then the new serving state.
+
+It keeps no state of its own: on a start it reads both topics from their beginning and
+decides nothing until it has caught up with both, so a restarted controller reaches the
+decision it would have reached. The decision event goes out before the state: a crash in
+between repeats the decision (a duplicate event) rather than losing its evidence. A
+manual ``edml models promote/rollback`` always wins: the controller judges only the
+rollout the latest state holds, and a state without one is left alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, Message, TopicPartition
+
+from controller.settings import ControllerSettings
+from controller.verdict import PROMOTE, Verdict, merge, verdict
+from edml.codec import Codec
+from edml.contracts import ModelEvent, ModelKey, ModelMetadata, RolloutEvidence
+from edml.errors import BrokerError, DecodeError
+from edml.kafka import consumer, flush_or_raise, producer
+from edml.logs import event, get_logger
+from edml.serving_state import promoted, rolled_back
+from model_publisher.publish import announce
+from model_publisher.settings import PublisherSettings
+
+__all__ = ["RolloutController", "running"]
+
+log = get_logger(__name__)
+
+_Pair = tuple[str, str, str]  # model name, champion version, candidate version
+
+
+class RolloutController:
+    def __init__(self, settings: ControllerSettings) -> None:
+        self._s = settings
+        self._codec = Codec.from_settings(settings.registry)
+        self._states: dict[str, ModelMetadata] = {}
+        self._evidence: dict[_Pair, list[RolloutEvidence]] = defaultdict(list)
+        self._decided: set[tuple[_Pair, datetime]] = set()  # rollouts decided, not yet seen
+        self._at_end: set[str] = set()  # topics read to their end at least once
+        self.decisions: list[ModelEvent] = []
+        self._events = producer(settings.kafka)
+
+    @property
+    def caught_up(self) -> bool:
+        return self._at_end >= {self._s.topics.models, self._s.topics.evaluations}
+
+    def run(self, stop: threading.Event) -> None:
+        t = self._s.topics
+        reader = consumer(self._s.kafka)
+        reader.assign([TopicPartition(t.models, 0, OFFSET_BEGINNING),
+                       TopicPartition(t.evaluations, 0, OFFSET_BEGINNING)])
+        event(log, "controller.started", models=t.models, evaluations=t.evaluations)
+        try:
+            while not stop.is_set():
+                for msg in reader.consume(500, self._s.poll_s):
+                    self._apply(msg)
+                if self.caught_up:
+                    self.decide()
+        finally:
+            reader.close()
+            self._events.flush(5)
+
+    def _apply(self, msg: Message) -> None:
+        err, topic = msg.error(), msg.topic() or ""
+        if err is not None:
+            if err.code() == KafkaError._PARTITION_EOF:
+                if topic not in self._at_end:
+                    event(log, "controller.caught_up", topic=topic, offset=msg.offset())
+                self._at_end.add(topic)
+            elif err.fatal() or not err.retriable():
+                raise BrokerError(f"reading {topic}: {err.str()}")
+            return
+        try:
+            if topic == self._s.topics.models:
+                if msg.value() is not None:
+                    self._codec.decode(msg.key() or b"", ModelKey)
+                    state = self._codec.decode(msg.value() or b"", ModelMetadata)
+                    self._states[state.name] = state
+            else:
+                e = self._codec.decode(msg.value() or b"", RolloutEvidence)
+                self._evidence[(e.model_name, e.champion_version, e.candidate_version)
+                               ].append(e)
+        except DecodeError as exc:  # the workers raise the alert for the model topic
+            event(log, "controller.undecodable", logging.WARNING, topic=topic,
+                  offset=msg.offset(), error=str(exc))
+
+    def decide(self) -> None:
+        for name, state in list(self._states.items()):
+            if state.rollout is None:
+                continue
+            r = state.rollout
+            pair = (name, state.version, r.candidate.version)
+            if (pair, r.started_at) in self._decided:
+                continue  # our own new state is on its way back to us
+            windows = [e for e in self._evidence.get(pair, []) if e.window_end >= r.started_at]
+            if not windows:
+                continue
+            found = verdict(merge(windows[0], windows[1:]), r.policy)
+            if found is not None:
+                self._act(state, found)
+                self._decided.add((pair, r.started_at))
+
+    def _act(self, state: ModelMetadata, found: Verdict) -> None:
+        d = found.decision
+        kind = "promoted" if found.action == PROMOTE else "rolled_back"
+        decision = ModelEvent(
+            model_name=state.name, model_version=d.candidate_version, kind=kind,
+            worker=self._s.name, at=datetime.now(UTC), decision=d,
+            message=f"{d.rule}: {d.paired} paired trips")
+        self._events.produce(self._s.topics.model_events, key=state.name.encode(),
+                             value=self._codec.encode(decision))
+        flush_or_raise(self._events, self._s.kafka.request_timeout_s)
+        new = promoted(state, "controller") if found.action == PROMOTE \
+            else rolled_back(state, "controller")
+        offset = announce(PublisherSettings(kafka=self._s.kafka, topics=self._s.topics,
+                                            registry=self._s.registry), new)
+        self.decisions.append(decision)
+        event(log, f"rollout.{kind}", model=state.name, candidate=d.candidate_version,
+              champion=d.champion_version, rule=d.rule, paired=d.paired,
+              mean_diff_s=d.mean_diff_seconds, ci=(d.ci_low_seconds, d.ci_high_seconds),
+              now_serving=new.version, offset=offset)
+
+
+@contextmanager
+def running(settings: ControllerSettings) -> Iterator[RolloutController]:
+    """A controller in a thread of this process (the demo and the tests), stopped after."""
+    controller, stop = RolloutController(settings), threading.Event()
+    thread = threading.Thread(target=controller.run, args=(stop,), name="rollout-controller",
+                              daemon=True)
+    thread.start()
+    try:
+        yield controller
+    finally:
+        stop.set()
+        thread.join(10)
