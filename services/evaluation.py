@@ -106,6 +106,8 @@ class LiveEvaluator:
         if len(errors) == 2 and self._evidence is not None:  # champion first, candidate
             (champion, champion_error), (candidate, candidate_error) = errors
             self._evidence.paired(champion, champion_error, candidate, candidate_error)
+            self._metrics.paired_diff_seconds.labels(champion, candidate).observe(
+                candidate_error - champion_error)
         self.joined += 1
 
     def close(self) -> None:

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Summary,
+    generate_latest,
+)
 
 __all__ = ["Metrics"]
 
@@ -53,6 +60,12 @@ class Metrics:
         self.candidate_failures = Counter(
             "edml_candidate_failures", "Trips the candidate failed on (the champion answered "
             "them)", ["model_version"], registry=r)
+
+        self.paired_diff_seconds = Summary(
+            "edml_paired_diff_seconds", "Per trip both versions predicted and whose actual "
+            "arrived: the candidate's absolute error minus the champion's (the mean is "
+            "_sum / _count; negative: the candidate is closer)",
+            ["champion_version", "candidate_version"], registry=r)
 
     def candidate(self, version: str | None, mode: str = "", weight: float = 0.0) -> None:
         self.candidate_info.clear()

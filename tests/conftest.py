@@ -78,7 +78,7 @@ def quick_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def slower_model(quick_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``quick_model`` answering 10 minutes more for every trip: a known worse version."""
-    from tests.model_variants import adding_seconds
+    from trainer.variants import adding_seconds
 
     return adding_seconds(quick_model, tmp_path_factory.mktemp("slower-model") / "model",
                           600.0)

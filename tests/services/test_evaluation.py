@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 from services.evaluation import LiveEvaluator
+from services.evidence import EvidenceWindow
 from services.metrics import Metrics
 
 
@@ -55,3 +57,22 @@ def test_a_waiting_half_moves_with_its_partition_through_the_changelog(tmp_path:
     assert _sum(after, "v1") == (1.0, 2.0) and _sum(after, "v2") == (1.0, 1.0)
     assert [(c.key, c.value) for c in deleted] == [(b"a:c", None)]  # joined: gone from both
     second.close()
+
+
+def test_a_trip_both_versions_predicted_is_a_pair_in_either_order(tmp_path: Path) -> None:
+    metrics, window = Metrics(), EvidenceWindow("trips", "w1")
+    evaluator = LiveEvaluator(tmp_path / "joins.rocksdb", metrics, 3600, window)
+    evaluator.predicted([("a", [("v1", 600.0), ("v2", 690.0)], 0)])
+    evaluator.actual("a", 720.0, 0)  # v1 off by 120 s, v2 by 30 s
+    evaluator.actual("b", 300.0, 1)
+    evaluator.predicted([("b", [("v1", 300.0), ("v2", 360.0)], 1)])  # 0 s and 60 s
+    (evidence,) = window.drain(datetime.now(UTC))
+    assert (evidence.champion_version, evidence.candidate_version) == ("v1", "v2")
+    # the differences: -90 s (a) and +60 s (b)
+    assert (evidence.paired, evidence.sum_diff, evidence.sum_sq_diff) == (2, -30.0, 11700.0)
+    assert (evidence.sum_abs_error_champion, evidence.sum_abs_error_candidate) == (120.0, 90.0)
+    labels = {"champion_version": "v1", "candidate_version": "v2"}
+    assert metrics.registry.get_sample_value("edml_paired_diff_seconds_sum", labels) == -30.0
+    assert _sum(metrics, "v2") == (2.0, 1.5)  # each version's own error too, in minutes
+    assert window.drain(datetime.now(UTC)) == []  # a drained window starts empty
+    evaluator.close()
