@@ -1,10 +1,14 @@
 """``edml demo``: the whole system on this machine, live.
 
 Starts the local stack, trains two quick models (or reuses them), publishes v1, starts a
-scoring worker, replays real trips as requests at a steady rate (and their actual
-durations a moment later), publishes v2 midway, and shows it all in the terminal: rate,
-latency, the serving version, running MAE against the actual durations, dead letters.
-Ctrl-C, or the end of ``--seconds``, stops everything cleanly.
+scoring worker and the rollout controller, and replays real trips as requests at a steady
+rate (their actual durations a moment later). Early on, v2 (trained on more trips) arrives
+as a shadow candidate: its paired evidence grows and the controller promotes it on its
+own. Once it has decided, v3 arrives as a 20% canary: v2 answering five minutes longer, a
+deliberately worse version, which the controller rolls back on its own. The terminal shows
+it all: rate, latency, the serving version, running MAE per version against the actual
+durations, the rollout's evidence and the decisions. Ctrl-C, or the end of ``--seconds``,
+stops everything cleanly.
 """
 
 from __future__ import annotations
@@ -26,11 +30,19 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from controller.controller import running
+from controller.settings import ControllerSettings
 from edml.codec import Codec
-from edml.contracts import TripCompleted, TripPrediction
+from edml.contracts import (
+    ModelEvent,
+    RolloutEvidence,
+    RolloutPolicy,
+    TripCompleted,
+    TripPrediction,
+)
 from edml.kafka import consumer, producer
 from edml.local import LocalStack, StackSettings
-from edml.local.processes import free_port
+from edml.local.processes import free_port, spawn
 from edml.trip_data import default_trip_data
 from services.probe import wait_ready
 from services.replay import replay_trips
@@ -41,6 +53,9 @@ MODEL = "trip-duration"
 _ACTUAL_DELAY_S = 2.0  # the demo's stand-in for "the trip ends": actuals follow requests
 _VIEW_EVERY_S = 0.1  # seconds between refreshes of the live view
 _VIEW_WIDTH = 80  # columns; the last view stays on screen and must not wrap
+_SHADOW_AT, _CANARY_AT = 0.15, 0.5  # shares of the run: v2 in shadow, then v3 as canary
+_POLICY = RolloutPolicy(min_paired=200)  # a verdict within seconds at the demo's rate
+_WORSE_BY_S = 300.0  # v3: v2 answering five minutes longer
 
 
 @dataclass
@@ -54,6 +69,9 @@ class _Stats:
     recent: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=50))
     serving: str = "-"
     events: list[str] = field(default_factory=list)
+    last_versions: deque[str] = field(default_factory=lambda: deque(maxlen=500))
+    # the rollout's evidence so far, per candidate: (paired trips, sum of differences)
+    evidence: dict[str, tuple[int, float]] = field(default_factory=dict)
 
     def rate(self) -> float:
         if len(self.recent) < 2:
@@ -62,19 +80,25 @@ class _Stats:
         return (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0
 
 
-def _models(console: Console, data: list[str], home: Path) -> tuple[Path, Path]:
-    """Two quick models (different seeds) under .edml/demo, trained once and reused."""
+def _models(console: Console, data: list[str], home: Path) -> tuple[Path, Path, Path]:
+    """Under .edml/demo, made once and reused: v1, a quick model on 1,500 trips; v2, one on
+    6,000; v3, v2 answering five minutes longer."""
     from trainer.pipeline import train
     from trainer.settings import TrainSettings
+    from trainer.variants import adding_seconds
 
     paths = []
-    for seed in (1, 2):
-        out = home / f"model-seed{seed}"
+    for seed, rows in ((1, 1500), (2, 6000)):
+        out = home / f"model-{rows}-trips"
         if not (out / "saved_model" / "saved_model.pb").is_file():
-            console.print(f"training quick model (seed {seed}) ...")
-            train(TrainSettings(quick=True, out=out, seed=seed, data=tuple(data)), console)
+            console.print(f"training a quick model on {rows:,} trips ...")
+            train(TrainSettings(quick=True, quick_rows=rows, out=out, seed=seed,
+                                data=tuple(data)), console)
         paths.append(out / "saved_model")
-    return paths[0], paths[1]
+    worse = home / "model-6000-trips-plus-5-min"
+    if not (worse / "saved_model.pb").is_file():
+        adding_seconds(paths[1], worse, _WORSE_BY_S)
+    return paths[0], paths[1], worse
 
 
 def _view(stats: _Stats, seconds: float) -> Group:
@@ -92,6 +116,9 @@ def _view(stats: _Stats, seconds: float) -> Group:
     for version, errors in stats.errors_min.items():
         table.add_row(f"MAE {version}", f"{np.mean(errors):.2f} min over {len(errors):,} "
                                         f"trips of {stats.by_version[version]:,}")
+    for version, (paired, total) in stats.evidence.items():
+        table.add_row(f"evidence {version}", f"{paired:,} pairs, mean diff "
+                                             f"{total / paired:+.1f} s" if paired else "-")
     log = Table(show_header=False, box=None, padding=0, width=_VIEW_WIDTH)
     for line in stats.events[-6:]:
         log.add_row(Text(line, overflow="ellipsis", no_wrap=True))
@@ -108,7 +135,7 @@ def run(seconds: float = 40.0, rate: int = 200, data: list[str] | None = None,
     home = Path(".edml/demo")
     if not data:
         console.print(f"data: {default_trip_data().label}")
-    v1_dir, v2_dir = _models(console, data, home)
+    v1_dir, v2_dir, v3_dir = _models(console, data, home)
     trips = replay_trips(int(seconds * rate) + rate, "demo", data, shuffle_seed=1)
     actual = {done.trip_id: done.duration_seconds for _, done in trips}
     stats = _Stats()
@@ -127,20 +154,22 @@ def run(seconds: float = 40.0, rate: int = 200, data: list[str] | None = None,
                "EDML_SCORING_WEB_PORT": str(port),
                "EDML_SCORING_DATA_DIR": str(stack.workdir / "worker")}
         log_path = home / "worker.log"
-        with log_path.open("w") as log:
-            worker = subprocess.Popen([sys.executable, "-m", "edml.cli", "serve"], env=env,
-                                      stdout=log, stderr=subprocess.STDOUT)
+        # with a parent-death signal: a demo killed from outside leaves no worker behind
+        worker = spawn([sys.executable, "-m", "edml.cli", "serve"], log_path, env)
         with console.status("waiting for the scoring worker to load v1 ..."):
             wait_ready(port, worker)
         stats.events.append(f"scoring worker ready, log {log_path}")
         stats.events.append(f"metrics http://127.0.0.1:{port}/metrics")
         reader = consumer(kafka, None, **{"enable.partition.eof": False})
         reader.assign([TopicPartition(topics.predictions, p, OFFSET_BEGINNING)
-                       for p in range(topics.partitions)])
+                       for p in range(topics.partitions)]
+                      + [TopicPartition(topics.evaluations, 0, OFFSET_BEGINNING)])
         prod = producer(kafka)
         pending: deque[tuple[float, TripCompleted]] = deque()
-        swapped = False
-        with Live(_view(stats, seconds), console=console, refresh_per_second=4) as live:
+        shadowed = canaried = False
+        decided = 0
+        with running(ControllerSettings(kafka=kafka, topics=topics)) as controller, \
+                Live(_view(stats, seconds), console=console, refresh_per_second=4) as live:
             started = stats.started = time.monotonic()
             next_view = started
             for request, done in trips:
@@ -155,20 +184,32 @@ def run(seconds: float = 40.0, rate: int = 200, data: list[str] | None = None,
                     completed = pending.popleft()[1]
                     prod.produce(topics.actuals, key=completed.trip_id.encode(),
                                  value=codec.encode(completed))
-                if not swapped and elapsed > seconds / 2:
-                    publish(v2_dir, MODEL, publisher, version=f"demo-{stamp}-v2")
-                    stats.events.append(f"{elapsed:5.1f} s  published {MODEL} demo-{stamp}-v2")
-                    swapped = True
+                if not shadowed and elapsed > seconds * _SHADOW_AT:
+                    publish(v2_dir, MODEL, publisher, version=f"demo-{stamp}-v2",
+                            mode="shadow", policy=_POLICY)
+                    stats.events.append(f"{elapsed:5.1f} s  v2 published as a shadow")
+                    shadowed = True
+                if shadowed and not canaried and controller.decisions and \
+                        elapsed > seconds * _CANARY_AT:
+                    publish(v3_dir, MODEL, publisher, version=f"demo-{stamp}-v3",
+                            mode="canary", weight=0.2, policy=_POLICY)
+                    stats.events.append(f"{elapsed:5.1f} s  v3 (v2 + 5 min) published as a "
+                                        f"20% canary")
+                    canaried = True
+                for decision in controller.decisions[decided:]:
+                    stats.events.append(f"{elapsed:5.1f} s  controller: {_said(decision)}")
+                    decided += 1
                 prod.poll(0)
                 if time.monotonic() >= next_view:  # the view, not every request, at 10/s
-                    _drain(reader, codec, stats, actual, elapsed)
+                    _drain(reader, codec, stats, actual, elapsed, topics.evaluations)
                     live.update(_view(stats, seconds))
                     next_view += _VIEW_EVERY_S
                 time.sleep(max(0.0, stats.sent / rate - (time.monotonic() - started)))
             prod.flush(10)
             end = time.monotonic() + 10
             while stats.predicted < stats.sent and time.monotonic() < end:
-                _drain(reader, codec, stats, actual, time.monotonic() - started)
+                _drain(reader, codec, stats, actual, time.monotonic() - started,
+                       topics.evaluations)
                 live.update(_view(stats, seconds))
         reader.close()
         console.print(f"\n{stats.predicted:,} of {stats.sent:,} requests predicted")
@@ -187,15 +228,21 @@ def run(seconds: float = 40.0, rate: int = 200, data: list[str] | None = None,
 
 
 def _drain(reader: object, codec: Codec, stats: _Stats, actual: dict[str, float],
-           elapsed: float) -> None:
+           elapsed: float, evaluations: str) -> None:
+    """New predictions and rollout evidence into the view's numbers."""
     for msg in reader.consume(1000, 0.005):  # type: ignore[attr-defined]
         if msg.error() is not None:
             continue
+        if msg.topic() == evaluations:
+            e = codec.decode(msg.value(), RolloutEvidence)
+            paired, total = stats.evidence.get(e.candidate_version, (0, 0.0))
+            stats.evidence[e.candidate_version] = (paired + e.paired, total + e.sum_diff)
+            continue
         p = codec.decode_record(msg.value(), TripPrediction.SCHEMA)
         version = p["model_version"]
-        if version not in stats.by_version:  # versions only move forward
+        if version not in stats.by_version:
             stats.events.append(f"{elapsed:5.1f} s  first prediction of {version}")
-            stats.serving = version
+        stats.last_versions.append(version)
         stats.predicted += 1
         stats.by_version[version] += 1
         stats.latencies_ms.append(
@@ -205,3 +252,16 @@ def _drain(reader: object, codec: Codec, stats: _Stats, actual: dict[str, float]
             stats.errors_min.setdefault(version, []).append(
                 abs(p["predicted_duration_seconds"] - truth) / 60)
     stats.recent.append((time.monotonic(), stats.predicted))
+    if stats.last_versions:  # the champion answers most trips, even beside a canary
+        stats.serving = Counter(stats.last_versions).most_common(1)[0][0]
+
+
+def _said(decision: ModelEvent) -> str:
+    d = decision.decision
+    if d is None:
+        return f"{decision.kind} {decision.model_version}"
+    short = decision.model_version.rsplit("-", 1)[-1]
+    interval = "" if d.ci_low_seconds is None or d.ci_high_seconds is None \
+        else f" [{d.ci_low_seconds:+.0f}, {d.ci_high_seconds:+.0f}]"
+    mean = "" if d.mean_diff_seconds is None else f", mean {d.mean_diff_seconds:+.1f} s"
+    return f"{decision.kind} {short}: {d.rule}, {d.paired:,} pairs{mean}{interval}"

@@ -35,7 +35,7 @@ def test_the_demos_closing_view_fits_80_columns_without_wrapping() -> None:
 
 @pytest.mark.kafka
 @pytest.mark.tf
-def test_the_demo_predicts_every_request_shows_the_swap_and_stops_everything(
+def test_the_demo_predicts_every_request_starts_a_rollout_and_stops_everything(
     tmp_path: Path,
 ) -> None:
     env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"),
@@ -46,5 +46,5 @@ def test_the_demo_predicts_every_request_shows_the_swap_and_stops_everything(
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     done = re.search(r"([\d,]+) of ([\d,]+) requests predicted", run.stdout)
     assert done is not None and done[1] == done[2], run.stdout[-2000:]
-    assert re.search(r"first prediction of demo-\d+-v2", run.stdout)
+    assert "v2 published as a shadow" in run.stdout  # (8 s is too short for a verdict)
     assert "the worker and the local stack are stopped" in run.stdout
