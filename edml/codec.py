@@ -18,7 +18,7 @@ from __future__ import annotations
 import io
 import json
 import struct
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Protocol, TypeVar
@@ -32,6 +32,7 @@ from edml.settings import RegistrySettings
 
 __all__ = [
     "Codec",
+    "PredictionWriter",
     "SchemaRegistry",
     "crc64_avro",
     "load_history",
@@ -126,6 +127,34 @@ def load_history() -> list[dict[str, Any]]:
     ]
 
 
+# (trip id, predicted seconds, requested at ms) -> the encoded message
+PredictionWriter = Callable[[str, float, int], bytes]
+_PREDICTION_LAYOUT = [("trip_id", "string"), ("predicted_duration_seconds", "double"),
+                      ("model_name", "string"), ("model_version", "string"),
+                      ("requested_at", "long"), ("predicted_at", "long")]
+
+
+_SMALL_LONGS = [bytes([(n << 1) ^ (n >> 63)]) for n in range(64)]  # 0..63: one byte
+
+
+def _avro_long(n: int) -> bytes:
+    """Avro's zig-zag varint."""
+    if 0 <= n < 64:
+        return _SMALL_LONGS[n]
+    n = (n << 1) ^ (n >> 63)
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _avro_string(text: str) -> bytes:
+    data = text.encode()
+    return _avro_long(len(data)) + data
+
+
 @dataclass(frozen=True, slots=True)
 class _Writer:
     name: str
@@ -209,6 +238,34 @@ class Codec:
 
     def encode(self, record: Record) -> bytes:
         return self.encode_record(record.SCHEMA, record.to_avro())
+
+    def prediction_writer(self, model_name: str, model_version: str, predicted_ms: int
+                          ) -> PredictionWriter:
+        """A fast encoder of ``edml.TripPrediction`` for one model version and one
+        ``predicted_at`` (a batch's): the scoring hot path writes one per trip (two during a
+        rollout).
+
+        Written by hand because fastavro's per-call overhead (~5 us for these six fields)
+        was the largest cost of scoring a record; the layout is fixed by the schema, checked
+        here field by field (a schema that differs falls back to fastavro), and a test
+        proves the bytes equal to fastavro's."""
+        writer = self._writer("edml.TripPrediction")
+        fields = [(f["name"], f["type"] if isinstance(f["type"], str) else
+                   f["type"].get("type")) for f in writer.schema["fields"]]
+        if fields != _PREDICTION_LAYOUT:
+            def generic(trip_id: str, seconds: float, requested_ms: int) -> bytes:
+                return self.encode_record("edml.TripPrediction", {
+                    "trip_id": trip_id, "predicted_duration_seconds": seconds,
+                    "model_name": model_name, "model_version": model_version,
+                    "requested_at": requested_ms, "predicted_at": predicted_ms})
+            return generic
+        header, model = writer.header, _avro_string(model_name) + _avro_string(model_version)
+        predicted, pack_double = _avro_long(predicted_ms), struct.Struct("<d").pack
+
+        def fast(trip_id: str, seconds: float, requested_ms: int) -> bytes:
+            return b"".join((header, _avro_string(trip_id), pack_double(seconds), model,
+                             _avro_long(requested_ms), predicted))
+        return fast
 
     # -- decode ---------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ every record. Plain code, no Kafka and no faust: the scoring loop calls it per b
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -14,7 +15,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from edml.codec import Codec
-from edml.contracts import CANARY, DeadLetter, TripPrediction, TripRequest
+from edml.contracts import CANARY, DeadLetter, TripRequest
 from edml.errors import ContractError, InvalidRecord, ModelError, UnfitModel
 from edml.savedmodel import Predictor, check_answers, smoke_test
 
@@ -181,17 +182,8 @@ def _predict(predictor: Predictor, columns: dict[str, np.ndarray], rows: int,
     return _predict_isolating(predictor, columns, 0, rows)
 
 
-def _prediction(codec: Codec, trip_id: str, seconds: float, model_name: str, version: str,
-                requested_ms: int, now_ms: int) -> bytes:
-    return codec.encode_record(TripPrediction.SCHEMA, {
-        "trip_id": trip_id, "predicted_duration_seconds": seconds,
-        "model_name": model_name, "model_version": version,
-        "requested_at": requested_ms, "predicted_at": now_ms,
-    })
-
-
 def _usable(seconds: float) -> bool:
-    return seconds > 0 and bool(np.isfinite(seconds))
+    return 0.0 < seconds < math.inf  # NaN compares false too
 
 
 def score_batch(messages: Sequence[Message], predictor: Predictor, model_name: str,
@@ -256,6 +248,10 @@ def score_batch(messages: Sequence[Message], predictor: Predictor, model_name: s
             result.candidate_unfit = exc
         result.candidate_seconds = clock() - started
 
+    write = {model_version: codec.prediction_writer(model_name, model_version, now_ms)}
+    if candidate is not None:
+        write[candidate.version] = codec.prediction_writer(model_name, candidate.version,
+                                                           now_ms)
     for i, ((msg, record), predicted) in enumerate(zip(good, seconds.tolist(), strict=True)):
         trip_id: str = record["trip_id"]
         mine: tuple[str, float] | None = \
@@ -280,13 +276,13 @@ def score_batch(messages: Sequence[Message], predictor: Predictor, model_name: s
             dead(msg, "predict", failed[i] if i in failed
                  else InvalidRecord(f"the model predicted {predicted} seconds"))
         else:
-            result.predictions.append(Outcome(key, _prediction(
-                codec, trip_id, served[1], model_name, served[0], requested_ms, now_ms)))
+            result.predictions.append(Outcome(key, write[served[0]](
+                trip_id, served[1], requested_ms)))
             result.served_by[served[0]] += 1
             result.request_times_ms.append(requested_ms)
         if other is not None:
-            result.shadow.append(Outcome(key, _prediction(
-                codec, trip_id, other[1], model_name, other[0], requested_ms, now_ms)))
+            result.shadow.append(Outcome(key, write[other[0]](
+                trip_id, other[1], requested_ms)))
             result.shadowed_by[other[0]] += 1
         made = [p for p in (mine, theirs) if p is not None]
         if made and served is not None:
