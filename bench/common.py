@@ -4,7 +4,9 @@ measure a contender: from the predictions it wrote."""
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -14,10 +16,11 @@ import numpy as np
 
 from edml.codec import Codec
 from edml.contracts import TripPrediction
-from edml.kafka import flush_or_raise, producer, read_partition
-from edml.settings import KafkaSettings
+from edml.kafka import ensure_topics, flush_or_raise, producer, read_partition, topic_specs
+from edml.settings import KafkaSettings, TopicSettings
 
 CODEC = Codec()
+PARTITIONS = 4
 
 
 def requests(n: int) -> list[bytes]:
@@ -74,6 +77,30 @@ def wait_for_outputs(kafka: KafkaSettings, topic: str, partitions: int, n: int,
             return count
         time.sleep(1)
     return count
+
+
+def topics_for(kafka: KafkaSettings, name: str) -> TopicSettings:
+    """A run's own topics, created on the broker."""
+    suffix = f"{name}-{uuid.uuid4().hex[:6]}"
+    topics = TopicSettings(records=f"in-{suffix}", predictions=f"out-{suffix}",
+                           shadow_predictions=f"shadow-{suffix}",
+                           actuals=f"actuals-{suffix}", dead_letters=f"dead-{suffix}",
+                           models=f"models-{suffix}", model_events=f"events-{suffix}",
+                           evaluations=f"evaluations-{suffix}",
+                           partitions=PARTITIONS)
+    ensure_topics(kafka, topic_specs(topics))
+    return topics
+
+
+def worker_env(kafka: KafkaSettings, topics: TopicSettings, storage_uri: str,
+                data_dir: Path, port: int) -> dict[str, str]:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
+           "EDML_KAFKA_BOOTSTRAP": kafka.bootstrap, "EDML_KAFKA_SESSION_TIMEOUT_MS": "3000",
+           "EDML_KAFKA_HEARTBEAT_INTERVAL_MS": "500", "EDML_STORAGE_URI": storage_uri,
+           "EDML_SCORING_MODEL_NAME": "bench", "EDML_SCORING_DATA_DIR": str(data_dir),
+           "EDML_SCORING_WEB_HOST": "127.0.0.1", "EDML_SCORING_WEB_PORT": str(port),
+           "EDML_SCORING_GROUP_ID": f"bench-{uuid.uuid4().hex[:6]}"}
+    return env | topics.as_env()
 
 
 def stamp() -> str:

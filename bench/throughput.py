@@ -18,14 +18,12 @@ after another in one run, on the same machine:
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -34,15 +32,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import (
     CODEC,
+    PARTITIONS,
     fill,
     measure,
     model_dir,
     requests,
     stamp,
+    topics_for,
     wait_for_outputs,
+    worker_env,
 )
 from edml.contracts import TripPrediction
-from edml.kafka import ensure_topics, flush_or_raise, producer, read_partition, topic_specs
+from edml.kafka import flush_or_raise, producer, read_partition
 from edml.local import LocalStack
 from edml.local.processes import free_port
 from edml.settings import KafkaSettings, TopicSettings
@@ -50,32 +51,8 @@ from model_publisher.publish import publish
 from model_publisher.settings import PublisherSettings
 from services.probe import wait_ready
 
-PARTITIONS = 4
 ROOT = Path(__file__).resolve().parents[1]
 QUIX_VENV = ROOT / "bench" / ".venv-quix"
-
-
-def _topics(kafka: KafkaSettings, name: str) -> TopicSettings:
-    suffix = f"{name}-{uuid.uuid4().hex[:6]}"
-    topics = TopicSettings(records=f"in-{suffix}", predictions=f"out-{suffix}",
-                           shadow_predictions=f"shadow-{suffix}",
-                           actuals=f"actuals-{suffix}", dead_letters=f"dead-{suffix}",
-                           models=f"models-{suffix}", model_events=f"events-{suffix}",
-                           evaluations=f"evaluations-{suffix}",
-                           partitions=PARTITIONS)
-    ensure_topics(kafka, topic_specs(topics))
-    return topics
-
-
-def _worker_env(kafka: KafkaSettings, topics: TopicSettings, storage_uri: str,
-                data_dir: Path, port: int) -> dict[str, str]:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
-           "EDML_KAFKA_BOOTSTRAP": kafka.bootstrap, "EDML_KAFKA_SESSION_TIMEOUT_MS": "3000",
-           "EDML_KAFKA_HEARTBEAT_INTERVAL_MS": "500", "EDML_STORAGE_URI": storage_uri,
-           "EDML_SCORING_MODEL_NAME": "bench", "EDML_SCORING_DATA_DIR": str(data_dir),
-           "EDML_SCORING_WEB_HOST": "127.0.0.1", "EDML_SCORING_WEB_PORT": str(port),
-           "EDML_SCORING_GROUP_ID": f"bench-{uuid.uuid4().hex[:6]}"}
-    return env | topics.as_env()
 
 
 def _run(argv: list[str], env: dict[str, str] | None, kafka: KafkaSettings,
@@ -132,11 +109,11 @@ def _paced(kafka: KafkaSettings, topic: str, values: list[bytes], rate: int,
 
 def _latency_and_swap(kafka: KafkaSettings, stack: LocalStack, model: Path, work: Path,
                       seconds: int, rate: int) -> None:
-    topics = _topics(kafka, "latency")
+    topics = topics_for(kafka, "latency")
     settings = PublisherSettings(kafka=kafka, topics=topics, storage=stack.storage_settings())
     publish(model, "bench", settings, version="latency-v1")
     port = free_port()
-    env = _worker_env(kafka, topics, stack.storage_uri, work / "latency-worker", port)
+    env = worker_env(kafka, topics, stack.storage_uri, work / "latency-worker", port)
     with (work / "latency-worker.log").open("w") as out:
         proc = subprocess.Popen([sys.executable, "-m", "edml.cli", "serve"], env=env,
                                 stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
@@ -207,7 +184,7 @@ def main() -> None:
 
         def contender(name: str, argv_for: object, n: int, env: dict[str, str] | None = None,
                       setup: object = None) -> None:
-            topics = _topics(kafka, name.split()[0].strip("()"))
+            topics = topics_for(kafka, name.split()[0].strip("()"))
             fill(kafka, topics.records, requests(n))
             if setup is not None:
                 setup(topics)  # type: ignore[operator]
@@ -220,7 +197,7 @@ def main() -> None:
         def edml_worker(topics: TopicSettings) -> tuple[list[str], dict[str, str]]:
             port = free_port()
             return ([sys.executable, "-m", "edml.cli", "serve"],
-                    _worker_env(kafka, topics, stack.storage_uri, work / f"w-{port}", port))
+                    worker_env(kafka, topics, stack.storage_uri, work / f"w-{port}", port))
 
         def publish_v1(topics: TopicSettings) -> None:
             publish(model, "bench", PublisherSettings(kafka=kafka, topics=topics,
