@@ -22,13 +22,13 @@ from datetime import UTC, datetime
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, Message, TopicPartition
 
 from controller.settings import ControllerSettings
-from controller.verdict import PROMOTE, Verdict, merge, verdict
 from edml.codec import Codec
 from edml.contracts import ModelEvent, ModelKey, ModelMetadata, RolloutEvidence
 from edml.errors import BrokerError, DecodeError
 from edml.kafka import consumer, flush_or_raise, producer
 from edml.logs import event, get_logger
 from edml.serving_state import promoted, rolled_back
+from edml.verdict import PROMOTE, Verdict, evidence_of, verdict
 from model_publisher.publish import announce
 from model_publisher.settings import PublisherSettings
 
@@ -102,10 +102,10 @@ class RolloutController:
             pair = (name, state.version, r.candidate.version)
             if (pair, r.started_at) in self._decided:
                 continue  # our own new state is on its way back to us
-            windows = [e for e in self._evidence.get(pair, []) if e.window_end >= r.started_at]
-            if not windows:
+            evidence = evidence_of(state, self._evidence.get(pair, []))
+            if evidence is None:
                 continue
-            found = verdict(merge(windows[0], windows[1:]), r.policy)
+            found = verdict(evidence, r.policy)
             if found is not None:
                 self._act(state, found)
                 self._decided.add((pair, r.started_at))

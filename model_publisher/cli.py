@@ -60,8 +60,26 @@ def _describe(state: Any) -> list[str]:
 def _status(args: argparse.Namespace) -> int:
     from model_publisher.models import status
 
-    print("\n".join(_describe(status(_settings(), args.name))))
+    found = status(_settings(), args.name)
+    lines = _describe(found.state)
+    if found.state.rollout is not None:
+        lines.append("  evidence   " + _evidence(found.evidence, found.evidence_error))
+    print("\n".join(lines))
     return 0
+
+
+def _evidence(d: Any, error: str | None) -> str:
+    """The live evidence of a rollout, in one line."""
+    if error is not None:
+        return f"unavailable: {error}"
+    if d is None or not d.paired:
+        return "none yet (no paired actuals)"
+    line = (f"{d.paired:,} paired trips; MAE champion {d.champion_mae_seconds / 60:.2f} min, "
+            f"candidate {d.candidate_mae_seconds / 60:.2f} min")
+    if d.mean_diff_seconds is not None and d.ci_low_seconds is not None:
+        line += (f"; mean difference {d.mean_diff_seconds:+.1f} s "
+                 f"[{d.ci_low_seconds:+.1f}, {d.ci_high_seconds:+.1f}] at {d.confidence:.0%}")
+    return line + f"; policy: {d.rule}"
 
 
 def _promote(args: argparse.Namespace) -> int:

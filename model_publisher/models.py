@@ -5,21 +5,23 @@ rollout controller acts only on the state it finds)."""
 from __future__ import annotations
 
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from edml.artifacts import checksum_of
 from edml.codec import Codec
-from edml.contracts import ModelMetadata
-from edml.errors import ArtifactError, ModelError
-from edml.kafka import require_broker
+from edml.contracts import ModelMetadata, RolloutDecision, RolloutEvidence
+from edml.errors import ArtifactError, BrokerError, DecodeError, ModelError
+from edml.kafka import read_partition, require_broker
 from edml.logs import event, get_logger
 from edml.model_log import ModelEntry, latest_per_name, read_model_log
 from edml.serving_state import champion, promoted, rolled_back
 from edml.storage import open_store
+from edml.verdict import evidence_of, summarize, verdict
 from model_publisher.publish import Published, announce, current_state
 from model_publisher.settings import PublisherSettings
 
-__all__ = ["history", "latest", "promote", "rollback", "status", "verify_stored"]
+__all__ = ["Status", "history", "latest", "promote", "rollback", "status", "verify_stored"]
 
 log = get_logger(__name__)
 
@@ -92,6 +94,30 @@ def rollback(settings: PublisherSettings, name: str, to_version: str | None = No
     return Published(state, offset)
 
 
-def status(settings: PublisherSettings, name: str) -> ModelMetadata:
-    """The serving state of ``name``: champion, candidate (mode, weight, policy), previous."""
-    return _state(settings, name)
+@dataclass(frozen=True)
+class Status:
+    state: ModelMetadata
+    # during a rollout: the live evidence so far, every worker's windows merged; its rule
+    # is what the policy says now ("gathering" until it says more)
+    evidence: RolloutDecision | None = None
+    evidence_error: str | None = None  # the evaluations topic could not be read
+
+
+def status(settings: PublisherSettings, name: str) -> Status:
+    """The serving state of ``name`` (champion, candidate with mode, weight and policy,
+    previous) and, during a rollout, the live evidence so far."""
+    state = _state(settings, name)
+    if state.rollout is None:
+        return Status(state)
+    codec = Codec.from_settings(settings.registry)
+    try:
+        windows = [codec.decode(m.value() or b"", RolloutEvidence)
+                   for m in read_partition(settings.kafka, settings.topics.evaluations)]
+    except (BrokerError, DecodeError) as exc:
+        return Status(state, evidence_error=str(exc))
+    evidence = evidence_of(state, windows)
+    if evidence is None:
+        return Status(state)
+    found = verdict(evidence, state.rollout.policy)
+    return Status(state, found.decision if found else summarize(evidence,
+                                                                state.rollout.policy))

@@ -1,7 +1,7 @@
 """The rollout evidence one worker gathers in one batch: sums of the paired
 differences on trips both versions predicted and whose actual duration arrived, and the
 candidate's health. Sums, so that the rollout controller adds up any number of workers'
-windows into one verdict (``controller.verdict``)."""
+windows into one verdict (``edml.verdict``)."""
 
 from __future__ import annotations
 

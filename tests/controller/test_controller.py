@@ -11,7 +11,6 @@ import pytest
 
 from controller.controller import running
 from controller.settings import ControllerSettings
-from controller.verdict import merge, verdict
 from edml.codec import Codec
 from edml.contracts import ModelEvent, ModelMetadata, RolloutEvidence, RolloutPolicy
 from edml.kafka import flush_or_raise, producer
@@ -19,6 +18,8 @@ from edml.model_log import latest_per_name, read_model_log
 from edml.samples import sample_events
 from edml.serving_state import champion, promoted, with_candidate
 from edml.settings import KafkaSettings, TopicSettings
+from edml.verdict import merge, verdict
+from model_publisher.models import status
 from model_publisher.publish import announce
 from model_publisher.settings import PublisherSettings
 from tests.services.workers import read_model_events, wait_for
@@ -115,3 +116,22 @@ def test_a_manual_promotion_wins_and_the_controller_leaves_the_state_alone(
     assert _state(kafka, topics) == manual
     assert not [e for e in read_model_events(kafka, topics) if isinstance(e, ModelEvent)
                 and e.kind in ("promoted", "rolled_back")]
+
+
+def test_models_status_shows_the_live_evidence_and_what_the_policy_says_of_it(
+    kafka: KafkaSettings, topics: TopicSettings,
+) -> None:
+    state = _rollout(kafka, topics)
+    settings = PublisherSettings(kafka=kafka, topics=topics)
+    assert status(settings, "trips").evidence is None  # no pairs yet
+    first = _windows(3, "w1", 25.0, 5)
+    _send(kafka, topics.evaluations, first)
+    gathering = status(settings, "trips")
+    assert gathering.state == state and gathering.evidence is not None
+    assert (gathering.evidence.paired, gathering.evidence.rule) == (150, "gathering")
+    assert gathering.evidence.mean_diff_seconds == pytest.approx(
+        sum(w.sum_diff for w in first) / 150)
+    more = _windows(5, "w2", 25.0, 6)
+    _send(kafka, topics.evaluations, more)
+    expected = verdict(merge(first[0], first[1:] + more), POLICY)
+    assert expected is not None and status(settings, "trips").evidence == expected.decision

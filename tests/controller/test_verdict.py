@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from controller.verdict import PROMOTE, ROLLBACK, merge, verdict
 from edml.contracts import RolloutEvidence, RolloutPolicy
+from edml.verdict import PROMOTE, ROLLBACK, merge, verdict
 from services.evidence import EvidenceWindow
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

@@ -201,21 +201,23 @@ def test_a_candidate_is_published_beside_the_champion_promoted_and_rolled_back(
 ) -> None:
     publish(quick_model, "trips", settings, version="v1")
     publish(quick_model, "trips", settings, version="v2", mode="shadow")
-    state = status(settings, "trips")
+    state = status(settings, "trips").state
     assert state.version == "v1" and state.rollout is not None
     assert (state.rollout.candidate.version, state.rollout.mode) == ("v2", "shadow")
 
     promote(settings, "trips")
-    assert (status(settings, "trips").version, status(settings, "trips").rollout) == ("v2", None)
+    state = status(settings, "trips").state
+    assert (state.version, state.rollout) == ("v2", None)
 
     publish(quick_model, "trips", settings, version="v3", mode="canary", weight=0.2)
     rollback(settings, "trips")  # the candidate goes; the champion stays
-    assert (status(settings, "trips").version, status(settings, "trips").candidate) == ("v2", None)
+    state = status(settings, "trips").state
+    assert (state.version, state.candidate) == ("v2", None)
     rollback(settings, "trips")  # no candidate: the previous champion comes back
-    assert status(settings, "trips").version == "v1"
+    assert status(settings, "trips").state.version == "v1"
     # v3 never served, but it is stored and known: it can be made the champion by name
     rollback(settings, "trips", "v3")
-    assert status(settings, "trips").version == "v3"
+    assert status(settings, "trips").state.version == "v3"
 
 
 def test_a_candidate_without_a_champion_is_refused_before_any_upload(
@@ -247,6 +249,7 @@ def test_the_cli_shows_promotes_and_rolls_back(quick_model: Path,
     out = edml("models", "status", "trips")
     assert "champion   v1" in out and "candidate  v2  canary 25% of trips" in out
     assert "verdict after 500 paired actuals" in out
+    assert "evidence   none yet (no paired actuals)" in out
     assert "v2 is the champion" in edml("models", "promote", "trips")
     assert "v1 serves alone" in edml("models", "rollback", "trips")
     assert "champion   v1" in edml("models", "status", "trips")
