@@ -5,7 +5,6 @@ windows into one verdict (``edml.verdict``)."""
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 from datetime import UTC, datetime
 
@@ -14,46 +13,53 @@ from edml.contracts import RolloutEvidence
 __all__ = ["EvidenceWindow"]
 
 
+_PAIRED, _DIFF, _SQ, _CHAMPION, _CANDIDATE, _SCORED, _FAILED, _BATCHES, _CALL_S = range(9)
+
+
 class EvidenceWindow:
+    """Running sums per (champion, candidate), kept as plain lists: ``paired`` runs once per
+    joined trip, so no record is rebuilt per call; the records are made at ``drain``."""
+
     def __init__(self, model_name: str, worker: str) -> None:
         self._name, self._worker = model_name, worker
-        self._open: dict[tuple[str, str], RolloutEvidence] = {}
+        self._open: dict[tuple[str, str], list[float]] = {}
         self._since = datetime.now(UTC)
         self._lock = threading.Lock()  # the restore of a partition may join from a callback
 
-    def _sums(self, champion: str, candidate: str) -> RolloutEvidence:
-        key = (champion, candidate)
-        if key not in self._open:
-            self._open[key] = RolloutEvidence(self._name, champion, candidate, self._worker,
-                                              self._since, self._since)
-        return self._open[key]
+    def _sums(self, champion: str, candidate: str) -> list[float]:
+        return self._open.setdefault((champion, candidate), [0.0] * 9)
 
     def paired(self, champion: str, champion_error_s: float, candidate: str,
                candidate_error_s: float) -> None:
         """One trip both versions predicted, with both absolute errors in seconds."""
         diff = candidate_error_s - champion_error_s
         with self._lock:
-            e = self._sums(champion, candidate)
-            self._open[(champion, candidate)] = dataclasses.replace(
-                e, paired=e.paired + 1, sum_diff=e.sum_diff + diff,
-                sum_sq_diff=e.sum_sq_diff + diff * diff,
-                sum_abs_error_champion=e.sum_abs_error_champion + champion_error_s,
-                sum_abs_error_candidate=e.sum_abs_error_candidate + candidate_error_s)
+            sums = self._sums(champion, candidate)
+            sums[_PAIRED] += 1
+            sums[_DIFF] += diff
+            sums[_SQ] += diff * diff
+            sums[_CHAMPION] += champion_error_s
+            sums[_CANDIDATE] += candidate_error_s
 
     def scored(self, champion: str, candidate: str, trips: int, failures: int,
                call_seconds: float) -> None:
         """One batch the candidate scored beside the champion."""
         with self._lock:
-            e = self._sums(champion, candidate)
-            self._open[(champion, candidate)] = dataclasses.replace(
-                e, candidate_scored=e.candidate_scored + trips,
-                candidate_failures=e.candidate_failures + failures,
-                candidate_batches=e.candidate_batches + 1,
-                candidate_call_seconds=e.candidate_call_seconds + call_seconds)
+            sums = self._sums(champion, candidate)
+            sums[_SCORED] += trips
+            sums[_FAILED] += failures
+            sums[_BATCHES] += 1
+            sums[_CALL_S] += call_seconds
 
     def drain(self, now: datetime) -> list[RolloutEvidence]:
         """The window's sums, ended at ``now``; the next window starts empty."""
         with self._lock:
-            closed = [dataclasses.replace(e, window_end=now) for e in self._open.values()]
+            closed = [RolloutEvidence(
+                self._name, champion, candidate, self._worker, self._since, now,
+                paired=int(s[_PAIRED]), sum_diff=s[_DIFF], sum_sq_diff=s[_SQ],
+                sum_abs_error_champion=s[_CHAMPION], sum_abs_error_candidate=s[_CANDIDATE],
+                candidate_scored=int(s[_SCORED]), candidate_failures=int(s[_FAILED]),
+                candidate_batches=int(s[_BATCHES]), candidate_call_seconds=s[_CALL_S])
+                for (champion, candidate), s in self._open.items()]
             self._open, self._since = {}, now
         return closed
