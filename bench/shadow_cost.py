@@ -5,9 +5,10 @@ scoring with the champion and a candidate in shadow, on the same records in the 
 
 Each round runs one contender for ``--seconds`` of steady work: micro-batches of 1,000 real
 requests through ``services.batch.score_batch`` (decode, check, model call(s), encode), every
-output produced to a local broker by a confluent-kafka producer (the main topic; the shadow
-topic too for the candidate), as the worker does. The figure is the process's CPU time
-(all threads: TensorFlow's and librdkafka's included) per record. Contenders alternate,
+output produced to a local broker with the worker's producer settings and delivery
+callback (the main topic; the shadow topic too for the candidate), as the worker does. The
+figure is the process's CPU time (all threads: TensorFlow's and librdkafka's included) per
+record. Contenders alternate,
 A B A B ..., so a noisy neighbour hurts both alike; medians and the spread over the rounds
 are printed beside the ratio. Issue 11's target: at most 1.3x.
 """
@@ -23,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from confluent_kafka import Producer
+from confluent_kafka import KafkaError, Producer
 from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
 
 from bench.common import CODEC, model_dir, requests, stamp
@@ -31,6 +32,7 @@ from edml.kafka import ensure_topics, flush_or_raise, producer
 from edml.local import LocalStack
 from edml.savedmodel import LoadedModel, load_savedmodel
 from services.batch import Candidate, score_batch
+from services.loop import OUTPUT_PRODUCER
 
 BATCH = 1000
 
@@ -62,6 +64,11 @@ class _Message:
         return (1, int(time.time() * 1000))
 
 
+def _failed(error: KafkaError | None, msg: object) -> None:
+    if error is not None:
+        raise SystemExit(f"a delivery failed: {error}")
+
+
 def _round(batches: list[list[_Message]], champion: LoadedModel,
            candidate: Candidate | None, prod: Producer, seconds: float) -> tuple[float, int]:
     """CPU seconds and records of ``seconds`` of steady scoring; outputs delivered."""
@@ -71,9 +78,9 @@ def _round(batches: list[list[_Message]], champion: LoadedModel,
             result = score_batch(batch, champion, "bench", "v1", CODEC,
                                  int(time.time() * 1000), candidate=candidate)
             for out in result.predictions:
-                prod.produce("predictions", key=out.key, value=out.value)
+                prod.produce("predictions", key=out.key, value=out.value, on_delivery=_failed)
             for out in result.shadow:
-                prod.produce("shadow", key=out.key, value=out.value)
+                prod.produce("shadow", key=out.key, value=out.value, on_delivery=_failed)
             prod.poll(0)
             records += len(batch)
             if time.monotonic() - wall0 >= seconds:
@@ -100,7 +107,7 @@ def main() -> None:
     contenders = {"champion only": None, "champion + shadow": shadow}
     cpu_us: dict[str, list[float]] = {name: [] for name in contenders}
     with LocalStack() as stack:
-        prod = producer(stack.kafka_settings(), **{"linger.ms": 5})
+        prod = producer(stack.kafka_settings(), **OUTPUT_PRODUCER)
         ensure_topics(stack.kafka_settings(), [NewTopic("predictions", 1, 1),
                                                NewTopic("shadow", 1, 1)])
         _round(batches[:1], champion, shadow, prod, 0.0)  # warm both models and the client

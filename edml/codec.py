@@ -18,7 +18,7 @@ from __future__ import annotations
 import io
 import json
 import struct
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Protocol, TypeVar
@@ -127,8 +127,6 @@ def load_history() -> list[dict[str, Any]]:
     ]
 
 
-# (trip id, predicted seconds, requested at ms) -> the encoded message
-PredictionWriter = Callable[[str, float, int], bytes]
 _PREDICTION_LAYOUT = [("trip_id", "string"), ("predicted_duration_seconds", "double"),
                       ("model_name", "string"), ("model_version", "string"),
                       ("requested_at", "long"), ("predicted_at", "long")]
@@ -142,6 +140,9 @@ def _avro_long(n: int) -> bytes:
     if 0 <= n < 64:
         return _SMALL_LONGS[n]
     n = (n << 1) ^ (n >> 63)
+    if 1 << 35 <= n < 1 << 42:  # a millisecond timestamp of 1971..2039: six bytes, unrolled
+        return bytes((n & 0x7F | 0x80, n >> 7 & 0x7F | 0x80, n >> 14 & 0x7F | 0x80,
+                      n >> 21 & 0x7F | 0x80, n >> 28 & 0x7F | 0x80, n >> 35))
     out = bytearray()
     while n > 0x7F:
         out.append((n & 0x7F) | 0x80)
@@ -153,6 +154,44 @@ def _avro_long(n: int) -> bytes:
 def _avro_string(text: str) -> bytes:
     data = text.encode()
     return _avro_long(len(data)) + data
+
+
+class PredictionWriter(Protocol):
+    """Encodes one batch's main-topic predictions of one model (any of its versions)."""
+
+    def encode(self, trip_id: str, version: str, seconds: float, requested_ms: int
+               ) -> bytes: ...
+
+
+class _FastPredictionWriter:
+    """Written by hand because fastavro's per-call overhead (~5 us for these six fields)
+    was the largest cost of scoring a record: the layout is fixed by the schema (checked
+    by the caller field by field) and a test proves the bytes equal to fastavro's."""
+
+    _pack_double = struct.Struct("<d").pack
+
+    def __init__(self, header: bytes, model_name: str, predicted_ms: int) -> None:
+        self._header, self._name = header, _avro_string(model_name)
+        self._predicted = _avro_long(predicted_ms)
+        self._models: dict[str, bytes] = {}
+
+    def encode(self, trip_id: str, version: str, seconds: float, requested_ms: int) -> bytes:
+        model = self._models.get(version)
+        if model is None:
+            model = self._models[version] = self._name + _avro_string(version)
+        return b"".join((self._header, _avro_string(trip_id), self._pack_double(seconds),
+                         model, _avro_long(requested_ms), self._predicted))
+
+
+class _GenericPredictionWriter:
+    def __init__(self, codec: Codec, model_name: str, predicted_ms: int) -> None:
+        self._codec, self._name, self._predicted = codec, model_name, predicted_ms
+
+    def encode(self, trip_id: str, version: str, seconds: float, requested_ms: int) -> bytes:
+        return self._codec.encode_record("edml.TripPrediction", {
+            "trip_id": trip_id, "predicted_duration_seconds": seconds,
+            "model_name": self._name, "model_version": version,
+            "requested_at": requested_ms, "predicted_at": self._predicted})
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,33 +278,15 @@ class Codec:
     def encode(self, record: Record) -> bytes:
         return self.encode_record(record.SCHEMA, record.to_avro())
 
-    def prediction_writer(self, model_name: str, model_version: str, predicted_ms: int
-                          ) -> PredictionWriter:
-        """A fast encoder of ``edml.TripPrediction`` for one model version and one
-        ``predicted_at`` (a batch's): the scoring hot path writes one per trip (two during a
-        rollout).
-
-        Written by hand because fastavro's per-call overhead (~5 us for these six fields)
-        was the largest cost of scoring a record; the layout is fixed by the schema, checked
-        here field by field (a schema that differs falls back to fastavro), and a test
-        proves the bytes equal to fastavro's."""
+    def prediction_writer(self, model_name: str, predicted_ms: int) -> PredictionWriter:
+        """The encoder of ``edml.TripPrediction`` for one model and one ``predicted_at`` (a
+        batch's): the scoring hot path writes one per trip."""
         writer = self._writer("edml.TripPrediction")
         fields = [(f["name"], f["type"] if isinstance(f["type"], str) else
                    f["type"].get("type")) for f in writer.schema["fields"]]
-        if fields != _PREDICTION_LAYOUT:
-            def generic(trip_id: str, seconds: float, requested_ms: int) -> bytes:
-                return self.encode_record("edml.TripPrediction", {
-                    "trip_id": trip_id, "predicted_duration_seconds": seconds,
-                    "model_name": model_name, "model_version": model_version,
-                    "requested_at": requested_ms, "predicted_at": predicted_ms})
-            return generic
-        header, model = writer.header, _avro_string(model_name) + _avro_string(model_version)
-        predicted, pack_double = _avro_long(predicted_ms), struct.Struct("<d").pack
-
-        def fast(trip_id: str, seconds: float, requested_ms: int) -> bytes:
-            return b"".join((header, _avro_string(trip_id), pack_double(seconds), model,
-                             _avro_long(requested_ms), predicted))
-        return fast
+        if fields != _PREDICTION_LAYOUT:  # a changed schema: correct first, fast later
+            return _GenericPredictionWriter(self, model_name, predicted_ms)
+        return _FastPredictionWriter(writer.header, model_name, predicted_ms)
 
     # -- decode ---------------------------------------------------------------------------
 

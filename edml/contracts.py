@@ -26,6 +26,7 @@ __all__ = [
     "RolloutDecision",
     "RolloutEvidence",
     "RolloutPolicy",
+    "ShadowPredictions",
     "TensorSpec",
     "TripCompleted",
     "TripPrediction",
@@ -69,6 +70,28 @@ class TripPrediction(Record):
     model_version: str
     requested_at: datetime
     predicted_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ShadowPredictions(Record):
+    """A batch of one version's predictions that no consumer got (columns, trip by trip)."""
+
+    SCHEMA: ClassVar[str] = "edml.ShadowPredictions"
+
+    model_name: str
+    model_version: str
+    predicted_at: datetime
+    trip_ids: list[str]
+    predicted_duration_seconds: list[float]
+    requested_at: list[datetime]
+
+    def predictions(self) -> list[TripPrediction]:
+        """Trip by trip, as the main topic would have carried them."""
+        return [TripPrediction(trip_id, seconds, self.model_name, self.model_version,
+                               requested_at, self.predicted_at)
+                for trip_id, seconds, requested_at in zip(
+                    self.trip_ids, self.predicted_duration_seconds, self.requested_at,
+                    strict=True)]
 
 
 @dataclass(frozen=True, slots=True)

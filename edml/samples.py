@@ -18,17 +18,31 @@ from edml.contracts import (
     RolloutDecision,
     RolloutEvidence,
     RolloutPolicy,
+    ShadowPredictions,
     TensorSpec,
     TripCompleted,
     TripPrediction,
     TripRequest,
 )
 
-__all__ = ["sample_events", "smoke_requests"]
+__all__ = ["SIGNATURE", "sample_events", "smoke_requests"]
+
+# what `edml train` exports: the four request fields a trip is known by at pickup
+SIGNATURE = ModelSignature(
+    name="serving_default",
+    inputs=(
+        TensorSpec("pickup_datetime", "int64"),
+        TensorSpec("pickup_zone_id", "int64"),
+        TensorSpec("dropoff_zone_id", "int64"),
+        TensorSpec("passenger_count", "int64"),
+    ),
+    output=TensorSpec("duration_seconds", "float32"),
+)
 
 
-def sample_events(now: datetime | None = None) -> list[tuple[Record, bytes | Record]]:
-    """(value, key) pairs: keys are UTF-8 ids, or a record (ModelKey) on the model topic."""
+def sample_events(now: datetime | None = None) -> list[tuple[Record, bytes | Record | None]]:
+    """(value, key) pairs: keys are UTF-8 ids, a record (ModelKey) on the model topic, or
+    none (shadow predictions)."""
     now = (now or datetime.now(UTC)).replace(microsecond=0)
     pickup = datetime(2019, 10, 14, 8, 30)  # New York wall clock
     metadata = ModelMetadata(
@@ -36,16 +50,7 @@ def sample_events(now: datetime | None = None) -> list[tuple[Record, bytes | Rec
         version="0.1.0-20261122000000-abc1234",
         storage_uri="file:///tmp/edml/models/trip-duration/0.1.0-20261122000000-abc1234/",
         checksum="sha256:" + "0" * 64,
-        signature=ModelSignature(
-            name="serving_default",
-            inputs=(
-                TensorSpec("pickup_datetime", "int64"),
-                TensorSpec("pickup_zone_id", "int64"),
-                TensorSpec("dropoff_zone_id", "int64"),
-                TensorSpec("passenger_count", "int64"),
-            ),
-            output=TensorSpec("duration_seconds", "float32"),
-        ),
+        signature=SIGNATURE,
         metrics={"mae_minutes": 3.6},
         data_window=DataWindow(date(2018, 1, 1), date(2019, 10, 31)),
         created_at=now,
@@ -62,6 +67,8 @@ def sample_events(now: datetime | None = None) -> list[tuple[Record, bytes | Rec
         (TripRequest("trip-1", pickup, 161, 236, 1, vendor_id=2), b"trip-1"),
         (TripPrediction("trip-1", 720.0, "trip-duration", metadata.version, now, now), b"trip-1"),
         (TripCompleted("trip-1", datetime(2019, 10, 14, 8, 43), 780.0), b"trip-1"),
+        (ShadowPredictions("trip-duration", candidate.version, now, ["trip-1", "trip-2"],
+                           [702.5, 1310.0], [now, now]), None),
         (metadata, ModelKey("trip-duration")),
         (in_rollout, ModelKey("trip-duration")),
         (RolloutEvidence("trip-duration", metadata.version, candidate.version, "worker-0",

@@ -4,18 +4,18 @@ every record. Plain code, no Kafka and no faust: the scoring loop calls it per b
 from __future__ import annotations
 
 import hashlib
-import math
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
 from edml.codec import Codec
-from edml.contracts import CANARY, DeadLetter, TripRequest
+from edml.columns import input_columns
+from edml.contracts import CANARY, DeadLetter, ShadowPredictions, TripRequest
 from edml.errors import ContractError, InvalidRecord, ModelError, UnfitModel
 from edml.savedmodel import Predictor, check_answers, smoke_test
 
@@ -54,8 +54,7 @@ class Message(Protocol):
     def timestamp(self) -> tuple[int, int]: ...
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(NamedTuple):  # a tuple: made twice per trip during a rollout, and cheap
     key: bytes | None
     value: bytes
     stage: str = ""  # for dead letters: where it failed
@@ -85,7 +84,7 @@ def answered_by_candidate(trip_id: str, candidate_version: str, weight: float) -
 @dataclass
 class BatchResult:
     predictions: list[Outcome] = field(default_factory=list)  # the main topic's: one a trip
-    shadow: list[Outcome] = field(default_factory=list)  # made during a rollout, not served
+    shadow: list[Outcome] = field(default_factory=list)  # ShadowPredictions: one a version
     dead_letters: list[Outcome] = field(default_factory=list)
     # (trip id, [(version, predicted seconds), ...], source partition) for the live
     # evaluation: both versions' predictions of a trip during a rollout, the pair
@@ -102,11 +101,6 @@ class BatchResult:
 
 _EPOCH = datetime(1970, 1, 1)
 _MILLISECOND = timedelta(milliseconds=1)
-
-
-def _wall_clock_ms(value: datetime) -> int:
-    # fastavro reads local-timestamp-millis as a naive datetime; back to its milliseconds
-    return (value - _EPOCH) // _MILLISECOND
 
 
 def _check(record: dict[str, Any], latest: datetime) -> None:
@@ -182,10 +176,6 @@ def _predict(predictor: Predictor, columns: dict[str, np.ndarray], rows: int,
     return _predict_isolating(predictor, columns, 0, rows)
 
 
-def _usable(seconds: float) -> bool:
-    return 0.0 < seconds < math.inf  # NaN compares false too
-
-
 def score_batch(messages: Sequence[Message], predictor: Predictor, model_name: str,
                 model_version: str, codec: Codec, now_ms: int,
                 clock: Callable[[], float] = time.perf_counter,
@@ -198,7 +188,8 @@ def score_batch(messages: Sequence[Message], predictor: Predictor, model_name: s
     With a ``candidate`` the same rows are scored by both (one decode, two model calls).
     Each trip gets exactly one prediction for the main topic, stamped with the version
     that made it (the candidate's for a canary's share of trips, where it answered); the
-    other version's goes to ``shadow``. The candidate failing never costs a trip its
+    other version's goes to ``shadow``, as one ShadowPredictions per version and batch.
+    The candidate failing never costs a trip its
     prediction: it is counted, and an unfit candidate is reported, not raised."""
     result = BatchResult()
     good: list[tuple[Message, dict[str, Any]]] = []
@@ -226,65 +217,75 @@ def score_batch(messages: Sequence[Message], predictor: Predictor, model_name: s
     if not good:
         return result
 
-    columns = {
-        "pickup_datetime": np.array([_wall_clock_ms(r["pickup_datetime"]) for _, r in good],
-                                    dtype=np.int64),
-        "pickup_zone_id": np.array([r["pickup_zone_id"] for _, r in good], dtype=np.int64),
-        "dropoff_zone_id": np.array([r["dropoff_zone_id"] for _, r in good], dtype=np.int64),
-        "passenger_count": np.array([r["passenger_count"] for _, r in good], dtype=np.int64),
-    }
+    records = [record for _, record in good]
+    columns = input_columns(predictor.signature).from_records(records)
     started = clock()
     seconds, failed = _predict(predictor, columns, len(good), f"{model_name} {model_version}")
     result.inference_seconds = clock() - started
-    challenger: list[float] | None = None
+    mine = _answers(seconds, failed)
+    theirs: list[float | None] = []
     if candidate is not None:
         result.candidate_scored = len(good)
         started = clock()
+        theirs = [None] * len(good)
         try:
-            answers, _ = _predict(candidate.predictor, columns, len(good),
+            inputs = candidate.predictor.signature.inputs
+            answers, _ = _predict(candidate.predictor, columns if inputs == predictor.signature
+                                  .inputs else input_columns(candidate.predictor.signature)
+                                  .from_records(records), len(good),
                                   f"{model_name} {candidate.version}")
-            challenger = answers.tolist()
+            theirs = _answers(answers, {})
         except UnfitModel as exc:
             result.candidate_unfit = exc
         result.candidate_seconds = clock() - started
+        result.candidate_failures = theirs.count(None)
 
-    write = {model_version: codec.prediction_writer(model_name, model_version, now_ms)}
-    if candidate is not None:
-        write[candidate.version] = codec.prediction_writer(model_name, candidate.version,
-                                                           now_ms)
-    for i, ((msg, record), predicted) in enumerate(zip(good, seconds.tolist(), strict=True)):
+    write = codec.prediction_writer(model_name, now_ms).encode
+    canary = candidate is not None and candidate.mode == CANARY
+    other_version = candidate.version if candidate is not None else ""
+    # what the main topic did not carry, by version, as columns: one shadow message each
+    shadowed: dict[str, tuple[list[str], list[float], list[int]]] = {
+        model_version: ([], [], []), other_version: ([], [], [])}
+    for i, (msg, record) in enumerate(good):
         trip_id: str = record["trip_id"]
-        mine: tuple[str, float] | None = \
-            (model_version, predicted) if i not in failed and _usable(predicted) else None
-        theirs: tuple[str, float] | None = None
-        if candidate is not None:
-            answer: float = challenger[i] if challenger is not None else float("nan")
-            theirs = (candidate.version, answer) if _usable(answer) else None
-            result.candidate_failures += theirs is None
-        # a canary's share is answered by the candidate, the champion standing in where it
-        # failed; a shadow candidate never answers
-        served: tuple[str, float] | None
-        other: tuple[str, float] | None
-        if theirs is not None and candidate is not None and candidate.mode == CANARY and \
-                answered_by_candidate(trip_id, candidate.version, candidate.weight):
-            served, other = theirs, mine
-        else:
-            served, other = mine, theirs
+        champion, challenger = mine[i], theirs[i] if theirs else None
         requested_ms = msg.timestamp()[1]
         key = msg.key() or trip_id.encode()
-        if served is None:
-            dead(msg, "predict", failed[i] if i in failed
-                 else InvalidRecord(f"the model predicted {predicted} seconds"))
+        # a canary's share is answered by the candidate, the champion standing in where it
+        # failed; a shadow candidate never answers
+        answer: float | None
+        if canary and challenger is not None and answered_by_candidate(
+                trip_id, other_version, candidate.weight):  # type: ignore[union-attr]
+            served, answer, other, unused = other_version, challenger, model_version, champion
         else:
-            result.predictions.append(Outcome(key, write[served[0]](
-                trip_id, served[1], requested_ms)))
-            result.served_by[served[0]] += 1
-            result.request_times_ms.append(requested_ms)
-        if other is not None:
-            result.shadow.append(Outcome(key, write[other[0]](
-                trip_id, other[1], requested_ms)))
-            result.shadowed_by[other[0]] += 1
-        made = [p for p in (mine, theirs) if p is not None]
-        if made and served is not None:
-            result.predicted.append((trip_id, made, msg.partition() or 0))
+            served, answer, other, unused = model_version, champion, other_version, challenger
+        if unused is not None:
+            trips, durations, requested = shadowed[other]
+            trips.append(trip_id)
+            durations.append(unused)
+            requested.append(requested_ms)
+        if answer is None:
+            dead(msg, "predict", failed[i] if i in failed
+                 else InvalidRecord(f"the model predicted {seconds[i]} seconds"))
+            continue
+        result.predictions.append(Outcome(key, write(trip_id, served, answer, requested_ms)))
+        result.served_by[served] += 1
+        result.request_times_ms.append(requested_ms)
+        result.predicted.append((trip_id, [(v, p) for v, p in ((model_version, champion),
+                                                               (other_version, challenger))
+                                           if p is not None], msg.partition() or 0))
+    for version, (trips, durations, requested) in shadowed.items():
+        if trips:
+            result.shadow.append(Outcome(None, codec.encode_record(ShadowPredictions.SCHEMA, {
+                "model_name": model_name, "model_version": version, "predicted_at": now_ms,
+                "trip_ids": trips, "predicted_duration_seconds": durations,
+                "requested_at": requested})))
+            result.shadowed_by[version] = len(trips)
     return result
+
+
+def _answers(seconds: np.ndarray, failed: dict[int, ModelError]) -> list[float | None]:
+    """Per row: the model's duration, or None where it failed or is no duration."""
+    usable = (np.isfinite(seconds) & (seconds > 0)).tolist()
+    return [value if ok and i not in failed else None
+            for i, (value, ok) in enumerate(zip(seconds.tolist(), usable, strict=True))]

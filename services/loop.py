@@ -39,7 +39,11 @@ from services.metrics import Metrics
 from services.model_slot import ModelSlot
 from services.settings import ScoringSettings
 
-__all__ = ["ScoringLoop"]
+__all__ = ["OUTPUT_PRODUCER", "ScoringLoop"]
+
+# how the outputs are produced: sent within a millisecond, and a delivery report only for a
+# failure (the loop acts on nothing else; a report per record costs a Python call each)
+OUTPUT_PRODUCER = {"linger.ms": 1, "delivery.report.only.error": True}
 
 log = get_logger(__name__)
 _WAITING_LOG_EVERY_S = 30.0  # how often a worker without a model says it is waiting
@@ -132,8 +136,8 @@ class ScoringLoop:
             "fetch.wait.max.ms": max(1, int(s.batch_wait_s * 1000)),
         })
         # delivery keeps retrying through a broker outage, for as long as the loop waits
-        writer = producer(s.kafka, **{"linger.ms": 1,
-                                      "delivery.timeout.ms": int(s.broker_outage_s * 1000)})
+        writer = producer(s.kafka, **OUTPUT_PRODUCER,
+                          **{"delivery.timeout.ms": int(s.broker_outage_s * 1000)})
         if s.evaluate:  # the join state's changelog: as many partitions as the actuals
             ensure_topics(s.kafka, [NewTopic(s.join_changelog, s.topics.partitions,
                                              s.topics.replication_factor)])

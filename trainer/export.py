@@ -11,12 +11,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from edml.samples import SIGNATURE as SERVED  # the contract this export fulfils
 from trainer.model import INPUTS, duration_seconds
 
-__all__ = ["METADATA_FILE", "OUTPUT", "SIGNATURE", "export_saved_model", "predict_seconds"]
+__all__ = ["METADATA_FILE", "OUTPUT", "SERVED", "SIGNATURE", "export_saved_model",
+           "predict_seconds"]
 
-SIGNATURE = "serving_default"
-OUTPUT = "duration_seconds"
+SIGNATURE = SERVED.name
+OUTPUT = SERVED.output.name
 METADATA_FILE = "edml_model.json"
 
 

@@ -11,7 +11,9 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from edml.columns import input_columns
 from edml.errors import DataError
+from edml.samples import SIGNATURE
 from trainer.model import INPUTS, TripFeatures, build_model
 from trainer.zones import ZoneTable
 
@@ -45,14 +47,8 @@ def split_by_time(trips: pd.DataFrame, validation_months: int) -> Split:
 
 
 def model_inputs(frame: pd.DataFrame) -> dict[str, np.ndarray]:
-    """The four TripRequest fields as the model takes them (1-D int64 arrays)."""
-    wall_clock_ms = frame["pickup_datetime"].to_numpy().astype("datetime64[ms]").astype(np.int64)
-    return {
-        "pickup_datetime": wall_clock_ms,
-        "pickup_zone_id": frame["pickup_zone_id"].to_numpy(np.int64),
-        "dropoff_zone_id": frame["dropoff_zone_id"].to_numpy(np.int64),
-        "passenger_count": frame["passenger_count"].to_numpy(np.int64),
-    }
+    """The served signature's inputs, built as the worker builds them (``edml.columns``)."""
+    return input_columns(SIGNATURE).from_frame(frame)
 
 
 def _dataset(inputs: dict[str, np.ndarray], target: np.ndarray, batch: int,

@@ -15,12 +15,13 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
+from edml.samples import SIGNATURE
 from trainer.zones import ZONE_COUNT, ZoneTable
 
 __all__ = ["INPUTS", "LOG_DURATION_BOUNDS", "TripFeatures", "build_model", "duration_seconds"]
 
-# Model inputs: the TripRequest fields, each a 1-D int64 tensor.
-INPUTS = ("pickup_datetime", "pickup_zone_id", "dropoff_zone_id", "passenger_count")
+# Model inputs: the TripRequest fields of the served signature, each a 1-D int64 tensor.
+INPUTS = tuple(spec.name for spec in SIGNATURE.inputs)
 _MS_PER_HOUR, _MS_PER_DAY = 3_600_000, 86_400_000
 _DAYS_PER_YEAR = 365.2425
 _EARTH_RADIUS_MILES = 3958.8

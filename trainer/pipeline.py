@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 import shutil
 import time
@@ -22,9 +23,8 @@ from edml.errors import DataError, ModelError
 from edml.trip_data import default_trip_data
 from trainer.data import clean, load_trips, parse_months, resolve_sources
 from trainer.evaluate import Evaluation, evaluate
-from trainer.export import OUTPUT, SIGNATURE, export_saved_model, predict_seconds
+from trainer.export import OUTPUT, SERVED, SIGNATURE, export_saved_model, predict_seconds
 from trainer.fit import Split, fit, model_inputs, split_by_time
-from trainer.model import INPUTS
 from trainer.report import write_report
 from trainer.settings import TrainSettings
 from trainer.zones import load_zones
@@ -139,9 +139,7 @@ def train(settings: TrainSettings, console: Console | None = None) -> TrainOutco
                 float(row["mae_minutes"]) for name, row in evaluation.overall.iterrows()
                 if name != "model"}
     export_saved_model(result.model, model_dir, {
-        "signature": {"name": SIGNATURE,
-                      "inputs": [{"name": name, "dtype": "int64"} for name in INPUTS],
-                      "output": {"name": OUTPUT, "dtype": "float32"}},
+        "signature": dataclasses.asdict(SERVED),
         "metrics": metrics,
         **summary,
         "libraries": {"tensorflow": tf.__version__, "keras": keras.__version__,

@@ -16,6 +16,7 @@ def _topic_of(record: Record, topics: TopicSettings) -> str:
     return {
         "edml.TripRequest": topics.records,
         "edml.TripPrediction": topics.predictions,
+        "edml.ShadowPredictions": topics.shadow_predictions,
         "edml.TripCompleted": topics.actuals,
         "edml.ModelMetadata": topics.models,
         "edml.DeadLetter": topics.dead_letters,
@@ -34,7 +35,7 @@ def round_trip(stack: LocalStack, codec: Codec) -> list[tuple[str, str, int, boo
     sent = []
     for value, key in sample_events():
         topic = _topic_of(value, stack.topics)
-        key_bytes = key if isinstance(key, bytes) else codec.encode(key)
+        key_bytes = key if key is None or isinstance(key, bytes) else codec.encode(key)
         data = codec.encode(value)
         # partition 0 for all, so reading one partition back finds each
         prod.produce(topic, key=key_bytes, value=data, partition=0)

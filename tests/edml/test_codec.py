@@ -25,7 +25,7 @@ REQUEST = TripRequest("trip-9", datetime(2019, 10, 1, 17, 5), 132, 48, 2)
 
 def test_every_avsc_file_parses_with_fastavro() -> None:
     files = [e for e in resources.files("edml.schemas").iterdir() if e.name.endswith(".avsc")]
-    assert len(files) == 8
+    assert len(files) == 9
     for entry in files:
         fastavro.parse_schema(json.loads(entry.read_text()))
 
@@ -182,5 +182,6 @@ def test_the_fast_prediction_writer_writes_fastavros_bytes(registry: str | None)
             "trip_id": trip_id, "predicted_duration_seconds": seconds,
             "model_name": "trip-duration", "model_version": "0.1.0-20261125-abc1234",
             "requested_at": requested, "predicted_at": predicted})
-        write = codec.prediction_writer("trip-duration", "0.1.0-20261125-abc1234", predicted)
-        assert write(trip_id, seconds, requested) == expected
+        write = codec.prediction_writer("trip-duration", predicted)
+        assert write.encode(trip_id, "0.1.0-20261125-abc1234", seconds,
+                            requested) == expected

@@ -31,7 +31,8 @@ def test_each_schema_round_trips_through_kafka(stack: LocalStack) -> None:
     results = round_trip(stack, Codec())
     assert {schema for schema, *_ in results} == {
         "edml.TripRequest", "edml.TripPrediction", "edml.TripCompleted",
-        "edml.ModelMetadata", "edml.DeadLetter", "edml.ModelEvent", "edml.RolloutEvidence"}
+        "edml.ModelMetadata", "edml.DeadLetter", "edml.ModelEvent", "edml.RolloutEvidence",
+        "edml.ShadowPredictions"}
     assert all(equal for *_, equal in results), results
 
 

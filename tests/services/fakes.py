@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edml.samples import SIGNATURE
+
 
 @dataclass
 class FakeMessage:
@@ -42,6 +44,8 @@ class FakeMessage:
 
 class DistanceModel:
     """Predicts 60 s per zone of difference between pickup and dropoff, plus 5 minutes."""
+
+    signature = SIGNATURE
 
     def __init__(self, answer: float | None = None) -> None:
         self.calls = 0

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from edml.codec import Codec
-from edml.contracts import DeadLetter, TripPrediction, TripRequest
+from edml.contracts import DeadLetter, ShadowPredictions, TripPrediction, TripRequest
 from edml.errors import ModelError, UnfitModel
 from services.batch import Candidate, Outcome, answered_by_candidate, score_batch
 from tests.services.fakes import DistanceModel, FakeMessage
@@ -179,13 +179,19 @@ def _versions(outcomes: list[Outcome]) -> dict[str, str]:
     return {p.trip_id: p.model_version for p in decoded}
 
 
+def _shadowed(outcomes: list[Outcome]) -> dict[str, str]:
+    batches = [CODEC.decode(out.value, ShadowPredictions) for out in outcomes]
+    return {p.trip_id: p.model_version for batch in batches for p in batch.predictions()}
+
+
 def test_in_shadow_every_trip_is_served_by_the_champion_and_shadowed_by_the_candidate() -> None:
     candidate = DistanceModel(answer=999.0)
     result = _with_candidate([_request(i) for i in range(50)], "shadow", 0.0, candidate)
     assert candidate.calls == 1  # the same decoded rows, one more model call
     assert set(_versions(result.predictions).values()) == {"v7"}
-    assert set(_versions(result.shadow).values()) == {"v8"}
-    assert len(result.predictions) == len(result.shadow) == 50
+    assert set(_shadowed(result.shadow).values()) == {"v8"}
+    assert len(result.predictions) == len(_shadowed(result.shadow)) == 50
+    assert len(result.shadow) == 1  # one message for the batch's shadow predictions
     paired = {trip: dict(made) for trip, made, _ in result.predicted}
     assert paired["trip-3"] == {"v7": 900.0, "v8": 999.0}
 
@@ -193,7 +199,7 @@ def test_in_shadow_every_trip_is_served_by_the_champion_and_shadowed_by_the_cand
 def test_a_canary_answers_its_share_of_trips_and_the_other_side_goes_to_shadow() -> None:
     messages = [_request(i) for i in range(4000)]
     result = _with_candidate(messages, "canary", 0.1, DistanceModel(answer=999.0))
-    served, shadowed = _versions(result.predictions), _versions(result.shadow)
+    served, shadowed = _versions(result.predictions), _shadowed(result.shadow)
     assert len(served) == len(shadowed) == 4000  # one main prediction per trip, one shadow
     assert all(served[t] != shadowed[t] for t in served)
     share = sum(v == "v8" for v in served.values()) / 4000

@@ -9,7 +9,7 @@ import pytest
 
 from controller.controller import running
 from controller.settings import ControllerSettings
-from edml.contracts import RolloutEvidence, RolloutPolicy, TripPrediction
+from edml.contracts import RolloutEvidence, RolloutPolicy, ShadowPredictions, TripPrediction
 from edml.kafka import read_partition
 from edml.settings import KafkaSettings, TopicSettings
 from model_publisher.publish import publish
@@ -31,8 +31,9 @@ pytestmark = [pytest.mark.kafka, pytest.mark.gcs, pytest.mark.tf, pytest.mark.ti
 
 
 def _shadow(kafka: KafkaSettings, topics: TopicSettings) -> list[TripPrediction]:
-    return [CODEC.decode(m.value(), TripPrediction) for partition in range(topics.partitions)
-            for m in read_partition(kafka, topics.shadow_predictions, partition)]
+    return [prediction for partition in range(topics.partitions)
+            for m in read_partition(kafka, topics.shadow_predictions, partition)
+            for prediction in CODEC.decode(m.value(), ShadowPredictions).predictions()]
 
 
 def test_a_canary_answers_its_share_and_every_trip_gets_one_main_prediction(
