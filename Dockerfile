@@ -11,6 +11,8 @@ COPY edml ./edml
 COPY trainer ./trainer
 COPY model_publisher ./model_publisher
 COPY services ./services
+COPY controller ./controller
+COPY retrainer ./retrainer
 COPY data/nyc-taxi ./data/nyc-taxi
 RUN python -m venv /opt/edml \
  && /opt/edml/bin/pip install --no-cache-dir -c constraints.txt .

@@ -118,7 +118,8 @@ def main() -> None:
             done = threading.Event()
             load = threading.Thread(target=_load, args=(kafka, topics, args.rate, done, sent))
             load.start()
-            with running(ControllerSettings(kafka=kafka, topics=topics)) as controller:
+            with running(ControllerSettings(kafka=kafka, topics=topics,
+                                            storage=storage)) as controller:
                 for cycle in range(1, args.cycles + 1):
                     if cycle > 1:  # the slow model is the champion again
                         publish(slow, "bench", publisher, version=f"c{cycle}-slow")

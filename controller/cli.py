@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import signal
-import threading
 from typing import Any
 
 __all__ = ["register"]
@@ -14,14 +12,11 @@ def _controller(args: argparse.Namespace) -> int:
     from controller.controller import RolloutController
     from controller.settings import ControllerSettings
     from edml.kafka import require_broker
+    from edml.stopping import run_until_signalled
 
     settings = ControllerSettings()
     require_broker(settings.kafka)  # one clear line for an unreachable broker
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    RolloutController(settings).run(stop)
-    return 0
+    return run_until_signalled(RolloutController(settings).run)
 
 
 def register(sub: Any) -> None:

@@ -1,6 +1,9 @@
-"""``edml controller``: follows the model topic (the serving states) and the evaluations
-topic (the workers' evidence), and when a rollout's policy reaches a verdict, writes the
-decision as a ``ModelEvent`` with its evidence, then the new serving state.
+"""``edml controller``: follows the model topic (the serving states), the evaluations
+topic (the workers' rollout evidence and drift windows) and the model-events topic (its
+own earlier events). When a rollout's policy reaches a verdict, it writes the decision as a
+``ModelEvent`` with its evidence, then the new serving state; when a champion's closed
+event-time days show drift (``controller.drift``), it writes ``drift_detected`` events and,
+by the retrain policy, a ``retrain_requested`` event.
 
 It keeps no state of its own: on a start it reads both topics from their beginning and
 decides nothing until it has caught up with both, so a restarted controller reaches the
@@ -17,13 +20,15 @@ import threading
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
+from functools import partial
 
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, Message, TopicPartition
 
+from controller.drift import DriftPolicy, DriftTracker, read_profile
 from controller.settings import ControllerSettings
 from edml.codec import Codec
-from edml.contracts import ModelEvent, ModelKey, ModelMetadata, RolloutEvidence
+from edml.contracts import DriftWindow, ModelEvent, ModelKey, ModelMetadata, RolloutEvidence
 from edml.errors import BrokerError, DecodeError
 from edml.kafka import consumer, flush_or_raise, producer
 from edml.logs import event, get_logger
@@ -43,22 +48,33 @@ class RolloutController:
     def __init__(self, settings: ControllerSettings) -> None:
         self._s = settings
         self._codec = Codec.from_settings(settings.registry)
+        self._drift = DriftTracker(DriftPolicy(window_days=settings.drift_window_days),
+                                   partial(read_profile, settings.storage),
+                                   settings.retrain_window_days,
+                                   timedelta(seconds=settings.retrain_timeout_s))
         self._states: dict[str, ModelMetadata] = {}
         self._evidence: dict[_Pair, list[RolloutEvidence]] = defaultdict(list)
         self._decided: set[tuple[_Pair, datetime]] = set()  # rollouts decided, not yet seen
         self._at_end: set[str] = set()  # topics read to their end at least once
         self.decisions: list[ModelEvent] = []
+        self.drift_events: list[ModelEvent] = []  # drift_detected and retrain_requested
         self._events = producer(settings.kafka)
+
+    def drift_judged_through(self, model: str, version: str) -> date | None:
+        """The last event-time day of ``version``'s traffic the drift detectors judged."""
+        return self._drift.judged_through(model, version)
 
     @property
     def caught_up(self) -> bool:
-        return self._at_end >= {self._s.topics.models, self._s.topics.evaluations}
+        t = self._s.topics
+        return self._at_end >= {t.models, t.evaluations, t.model_events}
 
     def run(self, stop: threading.Event) -> None:
         t = self._s.topics
         reader = consumer(self._s.kafka)
         reader.assign([TopicPartition(t.models, 0, OFFSET_BEGINNING),
-                       TopicPartition(t.evaluations, 0, OFFSET_BEGINNING)])
+                       TopicPartition(t.evaluations, 0, OFFSET_BEGINNING),
+                       TopicPartition(t.model_events, 0, OFFSET_BEGINNING)])
         event(log, "controller.started", models=t.models, evaluations=t.evaluations)
         try:
             while not stop.is_set():
@@ -86,6 +102,11 @@ class RolloutController:
                     self._codec.decode(msg.key() or b"", ModelKey)
                     state = self._codec.decode(msg.value() or b"", ModelMetadata)
                     self._states[state.name] = state
+                    self._drift.state(state)
+            elif topic == self._s.topics.model_events:
+                self._drift.model_event(self._codec.decode(msg.value() or b"", ModelEvent))
+            elif self._codec.schema_name(msg.value() or b"") == DriftWindow.SCHEMA:
+                self._drift.window(self._codec.decode(msg.value() or b"", DriftWindow))
             else:
                 e = self._codec.decode(msg.value() or b"", RolloutEvidence)
                 self._evidence[(e.model_name, e.champion_version, e.candidate_version)
@@ -95,6 +116,17 @@ class RolloutController:
                   offset=msg.offset(), error=str(exc))
 
     def decide(self) -> None:
+        now = datetime.now(UTC)
+        for state in list(self._states.values()):
+            drift = self._drift.events(state, self._s.name, now)
+            for drift_event in drift:
+                self._events.produce(self._s.topics.model_events, key=state.name.encode(),
+                                     value=self._codec.encode(drift_event))
+                self.drift_events.append(drift_event)
+                event(log, f"drift.{drift_event.kind}", logging.WARNING, model=state.name,
+                      version=state.version, message=drift_event.message)
+            if drift:
+                flush_or_raise(self._events, self._s.kafka.request_timeout_s)
         for name, state in list(self._states.items()):
             if state.rollout is None:
                 continue

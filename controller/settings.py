@@ -6,7 +6,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from edml.settings import KafkaSettings, RegistrySettings, TopicSettings
+from edml.settings import KafkaSettings, RegistrySettings, StorageSettings, TopicSettings
 
 __all__ = ["ControllerSettings"]
 
@@ -17,7 +17,14 @@ class ControllerSettings(BaseSettings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     topics: TopicSettings = Field(default_factory=TopicSettings)
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
+    # where the versions' reference profiles are read from (read access to the artifacts)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
     # seconds one poll waits for news; a decision follows the evidence that completes it
     # within about this much
     poll_s: float = Field(default=0.2, gt=0)
     name: str = "rollout-controller"  # names it in the model events it writes
+    # drift: the event-time days compared with the reference, and what a retrain request
+    # proposes (the last N days up to the finding) and how long it stays open unanswered
+    drift_window_days: int = Field(default=7, ge=1)
+    retrain_window_days: int = Field(default=28, ge=1)
+    retrain_timeout_s: float = Field(default=24 * 3600, gt=0)

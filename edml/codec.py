@@ -322,6 +322,12 @@ class Codec:
             schema = self._by_id[schema_id] = _parse(json.loads(text))
         return schema
 
+    def schema_name(self, data: bytes) -> str:
+        """The full name of the record ``data`` holds (a topic may carry several kinds,
+        as the evaluations topic does); DecodeError when the framing names none known."""
+        writer, _ = self._writer_schema(bytes(data))
+        return str(writer["name"])
+
     def decode_record(self, data: bytes, name: str) -> dict[str, Any]:
         """The record in ``data`` as ``name``'s reader schema sees it."""
         if not isinstance(data, bytes | bytearray | memoryview):

@@ -17,11 +17,14 @@ __all__ = [
     "SHADOW",
     "DataWindow",
     "DeadLetter",
+    "DriftFinding",
+    "DriftWindow",
     "ModelEvent",
     "ModelKey",
     "ModelMetadata",
     "ModelSignature",
     "Record",
+    "RetrainRequest",
     "Rollout",
     "RolloutDecision",
     "RolloutEvidence",
@@ -92,6 +95,26 @@ class ShadowPredictions(Record):
                 for trip_id, seconds, requested_at in zip(
                     self.trip_ids, self.predicted_duration_seconds, self.requested_at,
                     strict=True)]
+
+
+@dataclass(frozen=True, slots=True)
+class DriftWindow(Record):
+    """One worker's counts of one champion version's traffic on one event-time day."""
+
+    SCHEMA: ClassVar[str] = "edml.DriftWindow"
+
+    model_name: str
+    model_version: str
+    worker: str
+    day: date
+    requests: int
+    histograms: dict[str, list[int]]
+    latest_pickup: datetime | None
+    joined: int
+    sum_abs_error: float
+    sum_sq_error: float
+    sum_error: float
+    sent_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +198,8 @@ class ModelMetadata(Record):
     rollout: Rollout | None = None
     previous: ModelMetadata | None = None
     changed_by: str | None = None  # publish, promote, rollback or controller
+    profile: str | None = None  # the reference profile's file in the artifact (drift)
+    retrain_request: str | None = None  # the RetrainRequest this version was made for
 
     @property
     def candidate(self) -> ModelMetadata | None:
@@ -258,6 +283,29 @@ class RolloutDecision:
 
 
 @dataclass(frozen=True, slots=True)
+class DriftFinding:
+    """A champion version's drift, as the controller found it (``controller.drift``)."""
+
+    detector: str  # inputs.<feature>, outcomes.bias, outcomes.mae_change, ...
+    statistic: float
+    threshold: float
+    window_start: date  # event-time days
+    window_end: date
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class RetrainRequest:
+    """The controller asks for a new version trained on recent trips."""
+
+    request_id: str
+    reason: str
+    train_start: date  # pickup days of the proposed training window
+    train_end: date
+    champion_version: str  # the version that drifted: a retrain may warm-start from it
+
+
+@dataclass(frozen=True, slots=True)
 class ModelEvent(Record):
     SCHEMA: ClassVar[str] = "edml.ModelEvent"
 
@@ -272,18 +320,23 @@ class ModelEvent(Record):
     message: str | None = None
     load_seconds: float | None = None
     decision: RolloutDecision | None = None
+    drift: DriftFinding | None = None  # kind drift_detected
+    retrain: RetrainRequest | None = None  # kind retrain_requested
 
     def to_avro(self) -> dict[str, Any]:
         record = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        if self.decision is not None:
-            record["decision"] = dataclasses.asdict(self.decision)
+        for name in ("decision", "drift", "retrain"):
+            if record[name] is not None:
+                record[name] = dataclasses.asdict(record[name])
         return record
 
     @classmethod
     def from_avro(cls, record: dict[str, Any]) -> Self:
-        decision = record.get("decision")
-        return cls(**{**record, "decision": None if decision is None
-                      else RolloutDecision(**decision)})
+        decision, drift, retrain = (record.get(k) for k in ("decision", "drift", "retrain"))
+        return cls(**{**record,
+                      "decision": None if decision is None else RolloutDecision(**decision),
+                      "drift": None if drift is None else DriftFinding(**drift),
+                      "retrain": None if retrain is None else RetrainRequest(**retrain)})
 
 
 @dataclass(frozen=True, slots=True)

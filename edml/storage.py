@@ -54,6 +54,10 @@ class ArtifactStore(Protocol):
         """Remove every file under ``uri``: only to undo an upload that was never announced."""
         ...
 
+    def read_file(self, uri: str, name: str) -> bytes:
+        """One file of the folder ``uri`` (a version's profile, without its model)."""
+        ...
+
 
 def _file_path(uri: str) -> Path:
     parsed = urllib.parse.urlparse(uri)
@@ -98,6 +102,14 @@ class FileStore:
             shutil.copytree(source, local, ignore=shutil.ignore_patterns(COMPLETE))
         except OSError as exc:
             raise StorageError(f"cannot copy {uri} to {local}: {exc}") from exc
+
+    def read_file(self, uri: str, name: str) -> bytes:
+        try:
+            return (_file_path(uri) / name).read_bytes()
+        except FileNotFoundError as exc:
+            raise ArtifactError(f"no {name} in {uri}") from exc
+        except OSError as exc:
+            raise StorageError(f"cannot read {name} in {uri}: {exc}") from exc
 
     def delete_dir(self, uri: str) -> None:
         try:
@@ -207,6 +219,15 @@ class GcsStore:
                 )
             except Exception as exc:  # transport, API and checksum errors
                 raise self._translate(exc, f"downloading {uri}{relative}") from exc
+
+    def read_file(self, uri: str, name: str) -> bytes:
+        bucket_name, prefix = _gcs_location(uri)
+        try:
+            data: bytes = self._client.bucket(bucket_name).blob(prefix + name).download_as_bytes(
+                checksum="crc32c", timeout=self._timeout, retry=self._retry)
+            return data
+        except Exception as exc:  # transport, API and checksum errors; NotFound
+            raise self._translate(exc, f"reading {uri}{name}") from exc
 
     def delete_dir(self, uri: str) -> None:
         bucket, _, names = self._names(uri)

@@ -26,7 +26,7 @@ def _publish(args: argparse.Namespace) -> int:
     policy = parse_policy(args.policy)
     done = publish(args.model_dir, args.name, settings, version=args.version,
                    storage_uri=args.storage, mode=args.role, weight=args.weight,
-                   policy=policy)
+                   policy=policy, retrain_request=args.retrain_request)
     m = done.metadata.candidate or done.metadata
     role = f"as {args.role} beside {done.metadata.version}" if args.role else "as champion"
     print(f"published {m.name} {m.version} {role}\n  storage  {m.storage_uri}\n"
@@ -64,8 +64,26 @@ def _status(args: argparse.Namespace) -> int:
     lines = _describe(found.state)
     if found.state.rollout is not None:
         lines.append("  evidence   " + _evidence(found.evidence, found.evidence_error))
+    lines += _drift(found)
     print("\n".join(lines))
     return 0
+
+
+def _drift(found: Any) -> list[str]:
+    """The controller's drift findings for the champion and the latest retrain request."""
+    lines = [f"  drift      {len(found.drift) or 'no'} finding(s) for {found.state.version}"]
+    for e in found.drift[-5:]:
+        d = e.drift
+        lines.append(f"    {d.detector} {d.statistic:g} (threshold {d.threshold:g}) on "
+                     f"{d.window_start}..{d.window_end}: {d.detail}")
+    if found.retrain is not None:
+        r = found.retrain.retrain
+        answered = [v.version for v in (found.state, found.state.candidate)
+                    if v is not None and v.retrain_request == r.request_id]
+        lines.append(f"  retrain    {r.request_id}: train on {r.train_start}..{r.train_end} "
+                     f"({r.reason}); " + (f"answered by {answered[0]}" if answered else
+                                          f"requested {found.retrain.at:%Y-%m-%d %H:%M:%S}Z"))
+    return lines
 
 
 def _evidence(d: Any, error: str | None) -> str:
@@ -156,6 +174,9 @@ def register(sub: Any) -> None:
                          help="a rollout policy setting over its default, e.g. min_paired=500 "
                          "(min_paired, max_paired, margin_seconds, confidence, "
                          "max_failure_rate, latency_slo_ms; see the README, Rollouts)")
+    publish.add_argument("--retrain-request", metavar="ID",
+                         help="the retrain request this version answers (a CI pipeline "
+                         "triggered by a retrain_requested event passes its request id)")
     publish.set_defaults(handler=_publish)
 
     models = sub.add_parser("models", help="list, inspect and roll back published models",

@@ -5,12 +5,12 @@ rollout controller acts only on the state it finds)."""
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from edml.artifacts import checksum_of
 from edml.codec import Codec
-from edml.contracts import ModelMetadata, RolloutDecision, RolloutEvidence
+from edml.contracts import ModelEvent, ModelMetadata, RolloutDecision, RolloutEvidence
 from edml.errors import ArtifactError, BrokerError, DecodeError, ModelError
 from edml.kafka import read_partition, require_broker
 from edml.logs import event, get_logger
@@ -101,23 +101,37 @@ class Status:
     # is what the policy says now ("gathering" until it says more)
     evidence: RolloutDecision | None = None
     evidence_error: str | None = None  # the evaluations topic could not be read
+    # the champion's drift findings and the model's latest retrain request, oldest first
+    drift: list[ModelEvent] = field(default_factory=list)
+    retrain: ModelEvent | None = None
 
 
 def status(settings: PublisherSettings, name: str) -> Status:
     """The serving state of ``name`` (champion, candidate with mode, weight and policy,
-    previous) and, during a rollout, the live evidence so far."""
+    previous), during a rollout the live evidence so far, and the controller's drift
+    findings and retrain request."""
     state = _state(settings, name)
-    if state.rollout is None:
-        return Status(state)
     codec = Codec.from_settings(settings.registry)
     try:
+        events = [e for e in (codec.decode(m.value() or b"", ModelEvent) for m in
+                              read_partition(settings.kafka, settings.topics.model_events))
+                  if e.model_name == name]
+    except (BrokerError, DecodeError):
+        events = []  # the serving state stands without them
+    drift = [e for e in events if e.drift is not None and e.model_version == state.version]
+    retrain = next((e for e in reversed(events) if e.retrain is not None), None)
+    if state.rollout is None:
+        return Status(state, drift=drift, retrain=retrain)
+    try:
         windows = [codec.decode(m.value() or b"", RolloutEvidence)
-                   for m in read_partition(settings.kafka, settings.topics.evaluations)]
+                   for m in read_partition(settings.kafka, settings.topics.evaluations)
+                   if codec.schema_name(m.value() or b"") == RolloutEvidence.SCHEMA]
     except (BrokerError, DecodeError) as exc:
-        return Status(state, evidence_error=str(exc))
+        return Status(state, evidence_error=str(exc), drift=drift, retrain=retrain)
     evidence = evidence_of(state, windows)
     if evidence is None:
-        return Status(state)
+        return Status(state, drift=drift, retrain=retrain)
     found = verdict(evidence, state.rollout.policy)
     return Status(state, found.decision if found else summarize(evidence,
-                                                                state.rollout.policy))
+                                                                state.rollout.policy),
+                  drift=drift, retrain=retrain)

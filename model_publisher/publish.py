@@ -22,6 +22,7 @@ from edml.errors import BrokerError, ModelError
 from edml.kafka import flush_or_raise, producer, require_broker
 from edml.logs import event, get_logger
 from edml.model_log import latest_per_name, read_model_log
+from edml.profile import PROFILE_FILE, Profile
 from edml.savedmodel import load_savedmodel, smoke_test
 from edml.serving_state import champion, check_candidate, with_candidate
 from edml.signature import check_signature
@@ -98,9 +99,11 @@ def announce(settings: PublisherSettings, metadata: ModelMetadata) -> int:
 def publish(model_dir: Path, name: str, settings: PublisherSettings, version: str | None = None,
             storage_uri: str | None = None, now: datetime | None = None,
             mode: str | None = None, weight: float = 0.0,
-            policy: RolloutPolicy | None = None) -> Published:
+            policy: RolloutPolicy | None = None,
+            retrain_request: str | None = None) -> Published:
     """Upload and announce a version: as the champion (``mode`` None), or as a candidate
     beside the current champion (``mode`` shadow or canary, with ``weight`` and ``policy``).
+    ``retrain_request`` names the retrain request the version was trained for.
     """
     now = now or datetime.now(UTC)
     validate_name("model name", name)
@@ -112,6 +115,7 @@ def publish(model_dir: Path, name: str, settings: PublisherSettings, version: st
         check_candidate(current, name, version, mode, weight)
     model = _smoke_test(model_dir)
     training = read_training_metadata(model_dir)
+    profile = Profile.read(model_dir)  # ModelError for a malformed one: refused here
     checksum = checksum_of(model_dir)
 
     base = storage_uri or settings.storage.uri
@@ -129,6 +133,8 @@ def publish(model_dir: Path, name: str, settings: PublisherSettings, version: st
                                date.fromisoformat(window.get("end", str(now.date())))),
         created_at=now.replace(microsecond=(now.microsecond // 1000) * 1000),
         git_commit=commit,
+        profile=PROFILE_FILE if profile is not None else None,
+        retrain_request=retrain_request,
     )
     state = champion(metadata, current, "publish") if mode is None else with_candidate(
         current, metadata, mode, weight, policy or RolloutPolicy(), now)

@@ -97,6 +97,10 @@ class BatchResult:
     candidate_scored: int = 0  # rows the candidate was asked to score
     candidate_failures: int = 0
     candidate_unfit: UnfitModel | None = None  # failed on the batch and the smoke requests
+    # the rows that decoded and checked, as the champion took them, and its answers (NaN
+    # where it failed): what the drift monitors bin
+    columns: dict[str, np.ndarray] = field(default_factory=dict)
+    champion_seconds: np.ndarray = field(default_factory=lambda: np.empty(0))
 
 
 _EPOCH = datetime(1970, 1, 1)
@@ -222,6 +226,7 @@ def score_batch(messages: Sequence[Message], predictor: Predictor, model_name: s
     started = clock()
     seconds, failed = _predict(predictor, columns, len(good), f"{model_name} {model_version}")
     result.inference_seconds = clock() - started
+    result.columns, result.champion_seconds = columns, seconds
     mine = _answers(seconds, failed)
     theirs: list[float | None] = []
     if candidate is not None:

@@ -168,7 +168,8 @@ def run(seconds: float = 40.0, rate: int = 200, data: list[str] | None = None,
         pending: deque[tuple[float, TripCompleted]] = deque()
         shadowed = canaried = False
         decided = 0
-        with running(ControllerSettings(kafka=kafka, topics=topics)) as controller, \
+        with running(ControllerSettings(kafka=kafka, topics=topics,
+                                        storage=publisher.storage)) as controller, \
                 Live(_view(stats, seconds), console=console, refresh_per_second=4) as live:
             started = stats.started = time.monotonic()
             next_view = started

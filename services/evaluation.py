@@ -22,6 +22,7 @@ from pathlib import Path
 from rocksdict import AccessType, Rdict, WriteBatch
 
 from edml.errors import StorageError
+from services.drift import DriftMonitor
 from services.evidence import EvidenceWindow
 from services.metrics import Metrics
 
@@ -41,13 +42,14 @@ class Change:
 
 class LiveEvaluator:
     def __init__(self, path: Path, metrics: Metrics, horizon_s: float,
-                 evidence: EvidenceWindow | None = None) -> None:
+                 evidence: EvidenceWindow | None = None,
+                 drift: DriftMonitor | None = None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._db = Rdict(str(path), access_type=AccessType.with_ttl(int(horizon_s)))
         except Exception as exc:  # rocksdict raises plain Exception (e.g. a held lock)
             raise StorageError(f"cannot open the join store {path}: {exc}") from exc
-        self._metrics, self._evidence = metrics, evidence
+        self._metrics, self._evidence, self._drift = metrics, evidence, drift
         self.joined = 0
 
     def predicted(self, items: Iterable[tuple[str, list[tuple[str, float]], int]]
@@ -61,7 +63,7 @@ class LiveEvaluator:
         batch, changes = WriteBatch(), []
         for (_, made, partition), key, actual in zip(items, keys, actuals, strict=True):
             if actual is not None:
-                self._complete(made, float(actual))
+                self._complete(made, *_actual(actual))
                 batch.delete(_ACTUAL + key)
                 changes.append(Change(partition, _ACTUAL + key, None))
             else:
@@ -72,16 +74,21 @@ class LiveEvaluator:
         self._db.write(batch)
         return changes
 
-    def actual(self, trip_id: str, duration_s: float, partition: int) -> Change:
+    def actual(self, trip_id: str, duration_s: float, partition: int,
+               pickup_day: int | None = None) -> Change:
+        """A trip's actual duration; ``pickup_day`` (days since 1970, wall clock) files its
+        error under its event-time day for the drift monitors."""
         key = trip_id.encode()
         predicted = self._db.get(_PREDICTED + key)
         if predicted is not None:
             fields = predicted.decode().split("\t")
             self._complete([(v, float(s)) for v, s in zip(fields[::2], fields[1::2],
-                                                           strict=True)], duration_s)
+                                                           strict=True)], duration_s,
+                           pickup_day)
             del self._db[_PREDICTED + key]
             return Change(partition, _PREDICTED + key, None)
-        value = repr(duration_s).encode()
+        value = (repr(duration_s) if pickup_day is None
+                 else f"{duration_s!r}\t{pickup_day}").encode()
         self._db[_ACTUAL + key] = value
         return Change(partition, _ACTUAL + key, value)
 
@@ -99,7 +106,11 @@ class LiveEvaluator:
         self._db.write(batch)
         return count
 
-    def _complete(self, made: list[tuple[str, float]], actual_s: float) -> None:
+    def _complete(self, made: list[tuple[str, float]], actual_s: float,
+                  pickup_day: int | None) -> None:
+        if self._drift is not None and pickup_day is not None:
+            for version, predicted_s in made:
+                self._drift.outcome(version, pickup_day, predicted_s, actual_s)
         errors = [(version, abs(predicted_s - actual_s)) for version, predicted_s in made]
         for version, error_s in errors:
             self._metrics.live_abs_error_minutes.labels(version).observe(error_s / 60.0)
@@ -112,3 +123,10 @@ class LiveEvaluator:
 
     def close(self) -> None:
         self._db.close()
+
+
+def _actual(value: bytes) -> tuple[float, int | None]:
+    """A stored actual: its duration, and its pickup day where it was kept (a store
+    written before the drift monitors holds the duration alone)."""
+    duration, _, day = value.decode().partition("\t")
+    return float(duration), int(day) if day else None

@@ -19,6 +19,7 @@ from edml.artifacts import checksum_of, validate_name
 from edml.contracts import ModelMetadata
 from edml.errors import ArtifactError, ModelError, StorageError
 from edml.logs import event, get_logger
+from edml.profile import Profile
 from edml.savedmodel import LoadedModel, load_savedmodel, smoke_test
 from edml.settings import StorageSettings
 from edml.signature import check_signature
@@ -36,6 +37,7 @@ class LoadedVersion:
     metadata: ModelMetadata
     model: LoadedModel
     load_seconds: float
+    profile: Profile | None = None  # the reference the drift monitors bin traffic by
 
     @property
     def version(self) -> str:
@@ -67,7 +69,11 @@ class ModelLoader:
             raise ModelError(f"{metadata.name} {metadata.version}: the stored model's signature "
                              f"{model.signature} differs from its event's {metadata.signature}")
         self._warm_up(metadata, model)
-        return LoadedVersion(metadata, model, self._clock() - started)
+        profile = Profile.read(local) if metadata.profile is not None else None
+        if metadata.profile is not None and profile is None:
+            raise ArtifactError(f"{metadata.storage_uri}: the event names the profile "
+                                f"{metadata.profile}, the artifact has none")
+        return LoadedVersion(metadata, model, self._clock() - started, profile)
 
     def _fetch(self, metadata: ModelMetadata, on_retry: OnRetry) -> Path:
         target = (self._cache / validate_name("model name", metadata.name)

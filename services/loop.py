@@ -20,7 +20,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from confluent_kafka import KafkaError, Message, TopicPartition
@@ -32,6 +32,7 @@ from edml.errors import BrokerError, ContractError, RegistryUnavailable, UnfitMo
 from edml.kafka import consumer, ensure_topics, producer, read_partition
 from edml.logs import event, get_logger
 from services.batch import BatchResult, Candidate, dead_letter, dead_letter_key, score_batch
+from services.drift import DriftMonitor
 from services.evaluation import Change, LiveEvaluator
 from services.evidence import EvidenceWindow
 from services.loader import LoadedVersion
@@ -49,6 +50,7 @@ log = get_logger(__name__)
 _WAITING_LOG_EVERY_S = 30.0  # how often a worker without a model says it is waiting
 _REGISTRY_FIRST_WAIT_S = 1.0  # seconds before a batch the registry failed is tried again
 _REGISTRY_MAX_WAIT_S = 30.0  # the wait doubles up to this
+_EPOCH = datetime(1970, 1, 1)  # wall clock, as TripCompleted's times are
 Retire = Callable[[LoadedVersion, UnfitModel], LoadedVersion | None]
 
 
@@ -59,11 +61,13 @@ class _NoModel(Exception):
 class ScoringLoop:
     def __init__(self, settings: ScoringSettings, slot: ModelSlot, caught_up: threading.Event,
                  codec: Codec, metrics: Metrics, evaluator: LiveEvaluator, retire: Retire,
-                 evidence: EvidenceWindow | None = None,
+                 evidence: EvidenceWindow | None = None, drift: DriftMonitor | None = None,
                  wall_clock: Callable[[], float] = time.time) -> None:
         self._s, self._slot, self._caught_up = settings, slot, caught_up
         self._retire = retire
         self._evidence = evidence or EvidenceWindow(settings.model_name, settings.worker_id)
+        self._drift = drift or DriftMonitor(settings.model_name, settings.worker_id)
+        self._drift_sent = time.monotonic()
         self._registry_wait_s = 0.0
         self._codec, self._metrics, self._evaluator = codec, metrics, evaluator
         self._now = wall_clock
@@ -151,6 +155,8 @@ class ScoringLoop:
         try:
             while not self._stop.is_set():
                 messages = reader.consume(s.batch_size, s.batch_wait_s)
+                if not messages:  # idle: the last counts must not wait for the next record
+                    self._flush_drift(writer)
                 if messages:
                     self._in_batch = True
                     try:
@@ -172,6 +178,11 @@ class ScoringLoop:
             # restarted worker processes it again. Leave without committing.
             reader.close()
             raise
+        try:
+            self._flush_drift(writer, force=True)  # a clean stop keeps the last counts too
+            self._deliver(writer)
+        except Exception as exc:
+            event(log, "scoring.final_drift_window_lost", error=str(exc))
         try:
             reader.commit(asynchronous=False)  # a clean stop: everything consumed is done
         except Exception as exc:
@@ -230,6 +241,7 @@ class ScoringLoop:
         if actuals:
             self._join(actuals, writer)
         self._flush_evidence(writer)
+        self._flush_drift(writer)
         self._deliver(writer)
 
     def _flush_evidence(self, writer: Any) -> None:
@@ -239,6 +251,16 @@ class ScoringLoop:
         for evidence in self._evidence.drain(datetime.fromtimestamp(self._now(), UTC)):
             writer.produce(self._s.topics.evaluations, key=evidence.model_name.encode(),
                            value=self._codec.encode(evidence), on_delivery=self._delivered)
+
+    def _flush_drift(self, writer: Any, force: bool = False) -> None:
+        """The drift monitors' counts, every ``drift_flush_s``: a window per version and
+        event-time day, delivered with the batch in hand."""
+        if not force and time.monotonic() - self._drift_sent < self._s.drift_flush_s:
+            return
+        self._drift_sent = time.monotonic()
+        for window in self._drift.drain(datetime.fromtimestamp(self._now(), UTC)):
+            writer.produce(self._s.topics.evaluations, key=window.model_name.encode(),
+                           value=self._codec.encode(window), on_delivery=self._delivered)
 
     def _deliver(self, writer: Any) -> None:
         """Every output of the batch delivered, before its offsets are committed. A broker
@@ -282,6 +304,9 @@ class ScoringLoop:
                 lineup = self._slot.lineup()
         if challenger is not None and result.candidate_unfit is not None:
             self._retire(challenger, result.candidate_unfit)  # the champion answered
+        if loaded.profile is not None and result.columns:
+            self._drift.requests(loaded.version, loaded.profile, result.columns,
+                                 result.champion_seconds)
         topics = self._s.topics
         for out in result.predictions:
             writer.produce(topics.predictions, key=out.key, value=out.value,
@@ -331,8 +356,10 @@ class ScoringLoop:
                       key=dead_letter_key(msg.key()),
                       stage="decode", error_kind=type(exc).__name__, error=str(exc)[:200])
                 continue
+            pickup = done.dropoff_datetime - timedelta(seconds=done.duration_seconds)
             self._log_changes(writer, [self._evaluator.actual(
-                done.trip_id, done.duration_seconds, msg.partition() or 0)])
+                done.trip_id, done.duration_seconds, msg.partition() or 0,
+                (pickup - _EPOCH).days)])
 
     def _log_changes(self, writer: Any, changes: list[Change]) -> None:
         """The join state's changes, at their records' partitions: delivered with the batch,

@@ -13,6 +13,7 @@ from edml.codec import Codec
 from edml.contracts import ModelEvent
 from edml.kafka import flush_or_raise, producer
 from edml.logs import event, get_logger
+from services.drift import DriftMonitor
 from services.evaluation import LiveEvaluator
 from services.evidence import EvidenceWindow
 from services.loader import ModelLoader
@@ -41,8 +42,9 @@ class ScoringService(Service):
         # the table is this worker's own: single-object encoding, no registry to wait for
         self.table = ModelTable(data / "models.rocksdb", Codec())
         self.evidence = EvidenceWindow(settings.model_name, settings.worker_id)
+        self.drift = DriftMonitor(settings.model_name, settings.worker_id)
         self.evaluator = LiveEvaluator(data / "joins.rocksdb", metrics,
-                                       settings.evaluation_horizon_s, self.evidence)
+                                       settings.evaluation_horizon_s, self.evidence, self.drift)
         loader = ModelLoader(settings.storage, data / "cache", settings.load_attempts,
                              settings.load_backoff_s)
         self.swapper = ModelSwapper(settings.model_name, loader, self.slot, metrics,
@@ -51,7 +53,8 @@ class ScoringService(Service):
                                       self.codec, self.swapper.offer, self._caught_up,
                                       self.swapper.reject)
         self.scoring = ScoringLoop(settings, self.slot, self.follower.caught_up, self.codec,
-                                   metrics, self.evaluator, self.swapper.retire, self.evidence)
+                                   metrics, self.evaluator, self.swapper.retire, self.evidence,
+                                   self.drift)
 
     def _caught_up(self) -> None:
         """The model table holds the topic's final state: offer only its latest version."""

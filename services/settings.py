@@ -35,6 +35,9 @@ class ScoringSettings(BaseSettings):
     evaluate: bool = True
     # seconds a prediction waits for its trip's actual duration (the join store's TTL)
     evaluation_horizon_s: float = Field(default=4 * 3600, gt=0)
+    # seconds between this worker's drift windows on the evaluations topic (counts since
+    # the previous window: a crash loses at most this much of the monitors' counts)
+    drift_flush_s: float = Field(default=5.0, gt=0)
     # the join state's changelog topic (created by the worker; default <group_id>-joins)
     join_changelog_topic: str | None = None
 

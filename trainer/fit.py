@@ -17,7 +17,7 @@ from edml.samples import SIGNATURE
 from trainer.model import INPUTS, TripFeatures, build_model
 from trainer.zones import ZoneTable
 
-__all__ = ["Split", "TrainResult", "fit", "model_inputs", "split_by_time"]
+__all__ = ["Split", "TrainResult", "fit", "model_inputs", "split_by_days", "split_by_time"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,18 @@ def split_by_time(trips: pd.DataFrame, validation_months: int) -> Split:
         )
     first_valid = months[-validation_months]
     is_valid = trips["month"] >= first_valid
+    return Split(trips[~is_valid].reset_index(drop=True), trips[is_valid].reset_index(drop=True))
+
+
+def split_by_days(trips: pd.DataFrame, validation_days: int) -> Split:
+    """Train on the earlier days, validate on the latest ``validation_days`` pickup days
+    (a retrain's window is weeks, not months)."""
+    days = trips["pickup_datetime"].dt.normalize()
+    last = days.max()
+    is_valid = days > last - pd.Timedelta(days=validation_days)
+    if is_valid.all() or not is_valid.any():
+        raise DataError(f"the trips span {days.nunique()} day(s); a time-based split needs "
+                        f"more than the {validation_days} validation day(s)")
     return Split(trips[~is_valid].reset_index(drop=True), trips[is_valid].reset_index(drop=True))
 
 

@@ -16,20 +16,28 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from edml.errors import DataError, ModelError
 from edml.trip_data import default_trip_data
-from trainer.data import clean, load_trips, parse_months, resolve_sources
+from trainer.data import CleanReport, clean, load_trips, parse_months, resolve_sources
 from trainer.evaluate import Evaluation, evaluate
 from trainer.export import OUTPUT, SERVED, SIGNATURE, export_saved_model, predict_seconds
 from trainer.fit import Split, fit, model_inputs, split_by_time
+from trainer.profile import build_profile
 from trainer.report import write_report
 from trainer.settings import TrainSettings
 from trainer.zones import load_zones
 
-__all__ = ["TrainOutcome", "train"]
+__all__ = ["TrainOutcome", "train", "train_on"]
 
 PARITY_ROWS = 1000
 # relative; the loaded model must give the in-memory numbers up to float32 rounding
@@ -98,24 +106,36 @@ def train(settings: TrainSettings, console: Console | None = None) -> TrainOutco
     sources = resolve_sources(_sources(settings, console), months)
     if not sources:
         raise DataError(f"no trip file falls in the months {settings.months}")
-    zones = load_zones(_zones_path(settings))
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn())
-    with Progress(*columns, console=console) as progress:
+    with Progress(*_progress_columns(), console=console) as progress:
         task = progress.add_task("reading trip files", total=len(sources))
         raw = load_trips(sources, settings.cache_dir, lambda _: progress.advance(task))
     trips, cleaning = clean(raw, months)
-    split = split_by_time(trips, settings.validation_months)
+    return train_on(split_by_time(trips, settings.validation_months), settings, cleaning,
+                    console, started)
+
+
+def _progress_columns() -> tuple[ProgressColumn, ...]:
+    return (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn())
+
+
+def train_on(split: Split, settings: TrainSettings, cleaning: CleanReport,
+             console: Console | None = None, started: float | None = None) -> TrainOutcome:
+    """Fit, evaluate against the baselines, export with its profile, report: on trips
+    split elsewhere (``train`` splits files by month, the retrainer a window by day)."""
+    console = console or Console(stderr=True)
+    started = time.monotonic() if started is None else started
+    zones = load_zones(_zones_path(settings))
     if settings.quick:
         split = _quick(split, settings.quick_rows, settings.seed)
     epochs = 1 if settings.quick else settings.epochs
-    with Progress(*columns, console=console) as progress:
+    with Progress(*_progress_columns(), console=console) as progress:
         result = fit(split, zones, epochs=epochs, batch_size=settings.batch_size,
                      learning_rate=settings.learning_rate, seed=settings.seed,
                      callbacks=[_EpochProgress(progress, epochs)])
     valid_inputs = model_inputs(split.valid)
-    evaluation = evaluate(split.train, split.valid, predict_seconds(result.model, valid_inputs),
-                          zones)
+    valid_predicted = predict_seconds(result.model, valid_inputs)
+    evaluation = evaluate(split.train, split.valid, valid_predicted, zones)
 
     model_dir = settings.out / "saved_model"
     if model_dir.exists():
@@ -146,6 +166,9 @@ def train(settings: TrainSettings, console: Console | None = None) -> TrainOutco
                       "numpy": np.__version__, "pandas": pd.__version__,
                       "python": platform.python_version()},
     })
+    # the reference the workers' drift monitors compare live traffic with
+    build_profile(split.train, predict_seconds(result.model, model_inputs(split.train)),
+                  split.valid, valid_predicted, zones).write(model_dir)
     parity_rows = {k: v[:PARITY_ROWS] for k, v in valid_inputs.items()}
     summary["export_parity_max_relative_difference"] = _check_parity(result.model, model_dir,
                                                               parity_rows)

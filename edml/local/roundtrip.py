@@ -22,6 +22,7 @@ def _topic_of(record: Record, topics: TopicSettings) -> str:
         "edml.DeadLetter": topics.dead_letters,
         "edml.ModelEvent": topics.model_events,
         "edml.RolloutEvidence": topics.evaluations,
+        "edml.DriftWindow": topics.evaluations,
     }[record.SCHEMA]
 
 
@@ -43,6 +44,7 @@ def round_trip(stack: LocalStack, codec: Codec) -> list[tuple[str, str, int, boo
     flush_or_raise(prod, kafka.request_timeout_s)
     results = []
     for value, topic, data in sent:
-        back = [codec.decode(m.value() or b"", type(value)) for m in read_partition(kafka, topic)]
+        back = [codec.decode(m.value() or b"", type(value)) for m in read_partition(kafka, topic)
+                if codec.schema_name(m.value() or b"") == value.SCHEMA]
         results.append((value.SCHEMA, topic, len(data), value in back))
     return results

@@ -32,7 +32,7 @@ def test_each_schema_round_trips_through_kafka(stack: LocalStack) -> None:
     assert {schema for schema, *_ in results} == {
         "edml.TripRequest", "edml.TripPrediction", "edml.TripCompleted",
         "edml.ModelMetadata", "edml.DeadLetter", "edml.ModelEvent", "edml.RolloutEvidence",
-        "edml.ShadowPredictions"}
+        "edml.ShadowPredictions", "edml.DriftWindow"}
     assert all(equal for *_, equal in results), results
 
 

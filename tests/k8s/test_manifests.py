@@ -133,6 +133,16 @@ def test_no_secret_value_is_committed() -> None:
             assert not doc or doc.get("kind") != "Secret", f"{path} holds a Secret"
 
 
+def test_the_image_holds_every_package_edml_installs() -> None:
+    import tomllib
+
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    tops = {name.split(".")[0] for name in pyproject["tool"]["setuptools"]["packages"]}
+    for top in sorted(tops):
+        assert f"COPY {top} ./{top}" in dockerfile, f"the image lacks {top}/"
+
+
 def test_every_path_and_command_the_dockerfile_names_exists() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     for line in dockerfile.splitlines():
@@ -165,7 +175,8 @@ def test_a_key_file_is_named_only_where_a_key_is_mounted(overlay: Path) -> None:
         env = {e["name"]: e.get("value") for e in container.get("env", [])}
         key = env.get("GOOGLE_APPLICATION_CREDENTIALS")
         if key is None:  # Application Default Credentials: the pod's service account
-            assert pod["serviceAccountName"] in ("edml-scoring", "edml-publish"), name
+            assert pod["serviceAccountName"] in ("edml-scoring", "edml-publish",
+                                             "edml-controller"), name
             continue
         mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
         volume = mounts[str(Path(key).parent)]
@@ -178,8 +189,6 @@ def test_the_base_and_prod_use_workload_identity_and_dev_a_key() -> None:
         resources = render(K8S / "overlays" / overlay)
         accounts = {r["metadata"]["name"]: r for r in resources if r["kind"] == "ServiceAccount"}
         assert set(accounts) == {"edml-scoring", "edml-publish", "edml-controller"}
-        controller = accounts.pop("edml-controller")  # Kafka only: no cloud identity
-        assert "annotations" not in controller["metadata"]
         annotated = all("iam.gke.io/gcp-service-account" in a["metadata"].get("annotations", {})
                         for a in accounts.values())
         envs = [e["name"] for pod in _pods(resources).values()
@@ -198,3 +207,18 @@ def test_one_rollout_controller_runs_locked_down_and_never_two_at_once(overlay: 
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert pod["serviceAccountName"] == "edml-controller"
+
+
+def test_one_retrainer_answers_requests_as_the_publisher_with_a_writable_work_dir(
+        overlay: Path) -> None:
+    deployment = _by_kind(render(overlay))["Deployment/edml-retrainer"]
+    spec = deployment["spec"]
+    assert spec["replicas"] == 1 and spec["strategy"]["type"] == "Recreate"
+    pod = spec["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["args"] == ["retrain", "--follow"]
+    assert pod["serviceAccountName"] == "edml-publish"  # it writes the model bucket
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    mounts = {m["mountPath"] for m in container["volumeMounts"]}
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert env["EDML_RETRAIN_WORK_DIR"].startswith("/work/") and "/work" in mounts

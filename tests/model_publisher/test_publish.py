@@ -105,6 +105,18 @@ def test_publish_refuses_a_corrupt_savedmodel(
     _unchanged(settings, [], artifact_uri(settings.storage.uri, "trips", "v1"))
 
 
+def test_publish_names_the_reference_profile_and_refuses_a_malformed_one(
+    quick_model: Path, settings: PublisherSettings, tmp_path: Path
+) -> None:
+    broken = shutil.copytree(quick_model, tmp_path / "broken-profile")
+    (broken / "edml_profile.json").write_text('{"format": 1, "areas": []}')
+    with pytest.raises(ModelError, match="malformed reference profile"):
+        publish(broken, "trips", settings, version="v1")
+    _unchanged(settings, [], artifact_uri(settings.storage.uri, "trips", "v1"))
+    assert publish(quick_model, "trips", settings, version="v1").metadata.profile == \
+        "edml_profile.json"
+
+
 def _model_needing_trip_distance(tmp_path: Path) -> Path:
     """A SavedModel that wants the actual trip distance, which no request carries."""
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
+from services.drift import DriftMonitor
 from services.evaluation import LiveEvaluator
 from services.evidence import EvidenceWindow
 from services.metrics import Metrics
@@ -75,4 +76,24 @@ def test_a_trip_both_versions_predicted_is_a_pair_in_either_order(tmp_path: Path
     assert metrics.registry.get_sample_value("edml_paired_diff_seconds_sum", labels) == -30.0
     assert _sum(metrics, "v2") == (2.0, 1.5)  # each version's own error too, in minutes
     assert window.drain(datetime.now(UTC)) == []  # a drained window starts empty
+    evaluator.close()
+
+
+def test_a_joined_trip_is_counted_for_drift_under_its_pickup_day_in_either_order(
+        tmp_path: Path) -> None:
+    drift = DriftMonitor("trips", "worker-0")
+    evaluator = LiveEvaluator(tmp_path / "joins.rocksdb", Metrics(), horizon_s=3600,
+                              drift=drift)
+    day = (date(2020, 3, 18) - date(1970, 1, 1)).days
+    evaluator.predicted([("a", [("v1", 600.0)], 0)])
+    evaluator.actual("a", 720.0, 0, pickup_day=day)
+    evaluator.actual("b", 300.0, 0, pickup_day=day)
+    evaluator.predicted([("b", [("v1", 420.0)], 0)])
+    evaluator.actual("c", 100.0, 0)  # no day known (a store from before the monitors)
+    evaluator.predicted([("c", [("v1", 160.0)], 0)])
+    (window,) = drift.drain()
+    assert (window.model_version, window.day, window.requests) == ("v1", date(2020, 3, 18), 0)
+    assert window.joined == 2
+    assert window.sum_error == -120.0 + 120.0 and window.sum_abs_error == 240.0
+    assert evaluator.joined == 3
     evaluator.close()

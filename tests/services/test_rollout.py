@@ -105,7 +105,8 @@ def test_the_controller_alone_promotes_a_better_shadow_and_rolls_back_a_worse_ca
     send(kafka, topics.actuals, [done for _, done in trips])
     wait_for(lambda: _evaluated_pairs(kafka, topics) >= 300, 60, "the evidence of 300 pairs")
 
-    with running(ControllerSettings(kafka=kafka, topics=topics)) as controller:
+    with running(ControllerSettings(kafka=kafka, topics=topics,
+                                    storage=publisher.storage)) as controller:
         wait_for(lambda: controller.decisions, 30, "the controller's decision")
         promotion = controller.decisions[0]
         assert (promotion.kind, promotion.model_version) == ("promoted", "v2")

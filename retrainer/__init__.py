@@ -1,0 +1,1 @@
+"""``edml retrain``: turns the controller's retrain requests into shadow candidates."""
