@@ -81,8 +81,8 @@ def _decision_latency(kafka: KafkaSettings, topics: TopicSettings, decision: Mod
     assert d is not None
     total = 0
     for msg in read_partition(kafka, topics.evaluations):
-        e = CODEC.decode(msg.value() or b"", RolloutEvidence)
-        if (e.champion_version, e.candidate_version) != (d.champion_version,
+        e = CODEC.decode_if(msg.value() or b"", RolloutEvidence)
+        if e is None or (e.champion_version, e.candidate_version) != (d.champion_version,
                                                          d.candidate_version):
             continue
         total += e.paired

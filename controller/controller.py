@@ -105,8 +105,8 @@ class RolloutController:
                     self._drift.state(state)
             elif topic == self._s.topics.model_events:
                 self._drift.model_event(self._codec.decode(msg.value() or b"", ModelEvent))
-            elif self._codec.schema_name(msg.value() or b"") == DriftWindow.SCHEMA:
-                self._drift.window(self._codec.decode(msg.value() or b"", DriftWindow))
+            elif (window := self._codec.decode_if(msg.value() or b"", DriftWindow)) is not None:
+                self._drift.window(window)
             else:
                 e = self._codec.decode(msg.value() or b"", RolloutEvidence)
                 self._evidence[(e.model_name, e.champion_version, e.candidate_version)

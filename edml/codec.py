@@ -354,5 +354,10 @@ class Codec:
     def decode(self, data: bytes, cls: type[R]) -> R:
         return cls.from_avro(self.decode_record(data, cls.SCHEMA))
 
+    def decode_if(self, data: bytes, cls: type[R]) -> R | None:
+        """``data`` as ``cls`` if it holds one, None if it holds another record (a topic
+        may carry several kinds: the evaluations topic does)."""
+        return self.decode(data, cls) if self.schema_name(data) == cls.SCHEMA else None
+
     def decode_many(self, messages: Iterable[bytes], cls: type[R]) -> list[R]:
         return [self.decode(data, cls) for data in messages]

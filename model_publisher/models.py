@@ -123,9 +123,9 @@ def status(settings: PublisherSettings, name: str) -> Status:
     if state.rollout is None:
         return Status(state, drift=drift, retrain=retrain)
     try:
-        windows = [codec.decode(m.value() or b"", RolloutEvidence)
-                   for m in read_partition(settings.kafka, settings.topics.evaluations)
-                   if codec.schema_name(m.value() or b"") == RolloutEvidence.SCHEMA]
+        windows = [e for e in (codec.decode_if(m.value() or b"", RolloutEvidence) for m in
+                               read_partition(settings.kafka, settings.topics.evaluations))
+                   if e is not None]
     except (BrokerError, DecodeError) as exc:
         return Status(state, evidence_error=str(exc), drift=drift, retrain=retrain)
     evidence = evidence_of(state, windows)

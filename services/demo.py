@@ -235,7 +235,9 @@ def _drain(reader: object, codec: Codec, stats: _Stats, actual: dict[str, float]
         if msg.error() is not None:
             continue
         if msg.topic() == evaluations:
-            e = codec.decode(msg.value(), RolloutEvidence)
+            e = codec.decode_if(msg.value(), RolloutEvidence)
+            if e is None:  # the workers' drift windows travel there too
+                continue
             paired, total = stats.evidence.get(e.candidate_version, (0, 0.0))
             stats.evidence[e.candidate_version] = (paired + e.paired, total + e.sum_diff)
             continue

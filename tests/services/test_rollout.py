@@ -72,8 +72,9 @@ def test_a_canary_answers_its_share_and_every_trip_gets_one_main_prediction(
 
 
 def _evaluated_pairs(kafka: KafkaSettings, topics: TopicSettings) -> int:
-    return sum(CODEC.decode(m.value() or b"", RolloutEvidence).paired
-               for m in read_partition(kafka, topics.evaluations))
+    evidence = (CODEC.decode_if(m.value() or b"", RolloutEvidence)
+                for m in read_partition(kafka, topics.evaluations))
+    return sum(e.paired for e in evidence if e is not None)
 
 
 def _paired_diffs(kafka: KafkaSettings, topics: TopicSettings, champion: str, candidate: str,
