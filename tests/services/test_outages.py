@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -14,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from edml.codec import Codec
-from edml.contracts import TripRequest
 from edml.kafka import flush_or_raise, producer
 from edml.local import LocalStack, StackSettings
 from edml.settings import KafkaSettings, RegistrySettings, TopicSettings
@@ -22,6 +20,7 @@ from model_publisher.publish import publish
 from model_publisher.settings import PublisherSettings
 from tests.registry_server import running_registry
 from tests.services.workers import (
+    Sender,
     Worker,
     Workers,
     all_outcomes,
@@ -54,8 +53,7 @@ def test_a_worker_rides_out_a_60_s_broker_stall_and_loses_nothing(
         worker.wait_ready("v1")
         requests = real_requests(16_000)
         # requests keep coming through the stall: a patient client's producer buffers them
-        sending = threading.Thread(target=_send_steadily, args=(kafka, topics.records,
-                                                                requests, 200.0))
+        sending = Sender(kafka, topics.records, requests, 200.0, patience_s=300)
         sending.start()
         time.sleep(5)
         broker = own_stack.processes[0].pid
@@ -77,17 +75,6 @@ def test_a_worker_rides_out_a_60_s_broker_stall_and_loses_nothing(
         assert worker.process is not None and worker.process.poll() is None
     finally:
         worker.stop()
-
-
-def _send_steadily(kafka: KafkaSettings, topic: str, requests: list[TripRequest],
-                   rate: float) -> None:
-    prod, codec = producer(kafka, **{"delivery.timeout.ms": 300_000}), Codec()
-    started = time.monotonic()
-    for i, request in enumerate(requests):
-        prod.produce(topic, key=request.trip_id.encode(), value=codec.encode(request))
-        prod.poll(0)
-        time.sleep(max(0.0, (i + 1) / rate - (time.monotonic() - started)))
-    flush_or_raise(prod, 300)
 
 
 @pytest.mark.gcs

@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 
 from edml.artifacts import artifact_uri
-from edml.contracts import TensorSpec, TripRequest
+from edml.contracts import TensorSpec
 from edml.kafka import flush_or_raise, producer
 from edml.settings import KafkaSettings, StorageSettings, TopicSettings
 from edml.storage import open_store
 from model_publisher.publish import announce, publish
 from model_publisher.settings import PublisherSettings
 from tests.services.workers import (
-    CODEC,
+    Sender,
     Workers,
     all_outcomes,
     read_model_events,
@@ -112,16 +112,19 @@ def test_v2_published_under_load_takes_over_with_no_record_lost(
     kafka: KafkaSettings, topics: TopicSettings,
 ) -> None:
     worker = serving(quick_model, publisher, workers, "v1")
-    requests = real_requests(4000)
-    sending = threading.Thread(target=_send_steadily, args=(kafka, topics, requests, 800))
+    requests = real_requests(8000)
+    swapped = threading.Event()
+    sending = Sender(kafka, topics.records, requests, 800, until=swapped)
     sending.start()
     time.sleep(1.5)
     publish(quick_model, "trips", publisher, version="v2")
+    worker.wait_ready("v2")  # the stream keeps flowing until the swap, however slow the load
+    swapped.set()
     sending.join()
 
-    all_outcomes(kafka, topics, len(requests))
+    all_outcomes(kafka, topics, len(sending.sent))
     out = read_outputs(kafka, topics)
-    assert set(out.outcome_counts()) == {r.trip_id for r in requests}
+    assert set(out.outcome_counts()) == {r.trip_id for r in sending.sent}
     assert not out.dead_letters
     served = {v: [p.predicted_at for p in out.predictions if p.model_version == v]
               for v in ("v1", "v2")}
@@ -130,20 +133,6 @@ def test_v2_published_under_load_takes_over_with_no_record_lost(
     # processing order), every v1 prediction comes before every v2 prediction
     assert max(served["v1"]) <= min(served["v2"])
     assert worker.readiness()["model_version"] == "v2"
-
-
-def _send_steadily(kafka: KafkaSettings, topics: TopicSettings,
-                   requests: list[TripRequest], rate: int) -> None:
-    """Roughly ``rate`` requests per second, in order, through one producer."""
-    prod = producer(kafka)
-    started = time.monotonic()
-    for i, request in enumerate(requests):
-        prod.produce(topics.records, key=request.trip_id.encode(), value=CODEC.encode(request))
-        prod.poll(0)
-        ahead = i / rate - (time.monotonic() - started)
-        if ahead > 0:
-            time.sleep(ahead)
-    flush_or_raise(prod, 30)
 
 
 def test_a_bad_v3_is_refused_while_v2_keepsserving(
@@ -237,7 +226,7 @@ def test_a_worker_killed_mid_stream_loses_nothing_when_it_restarts(
 ) -> None:
     first = serving(quick_model, publisher, workers, "v1")
     requests = real_requests(6000)
-    sending = threading.Thread(target=_send_steadily, args=(kafka, topics, requests, 2000))
+    sending = Sender(kafka, topics.records, requests, 2000)
     sending.start()
     wait_for(lambda: first.metric("edml_predictions_out_total") > 1000, 30, "some progress")
     first.stop(signal.SIGKILL)  # no commit, no goodbye

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -47,6 +48,44 @@ def send(kafka: KafkaSettings, topic: str, requests: list[TripRequest] | list[Tr
     for i in range(garbage):
         prod.produce(topic, key=f"garbage-{i}".encode(), value=b"\x00not avro " + bytes([i]))
     flush_or_raise(prod, 30)
+
+
+def send_steadily(kafka: KafkaSettings, topic: str, requests: list[TripRequest], rate: float,
+                  until: threading.Event | None = None, then_s: float = 1.0,
+                  patience_s: float = 30.0) -> list[TripRequest]:
+    """About ``rate`` requests a second, in order, through one producer: all of them, or,
+    once ``until`` is set, ``then_s`` more seconds' worth. Returns what was sent. A patient
+    client: its producer buffers for ``patience_s`` when the broker does not answer."""
+    prod = producer(kafka, **{"delivery.timeout.ms": int(patience_s * 1000)})
+    started, stop_at = time.monotonic(), float("inf")
+    sent: list[TripRequest] = []
+    for request in requests:
+        prod.produce(topic, key=request.trip_id.encode(), value=CODEC.encode(request))
+        prod.poll(0)
+        sent.append(request)
+        now = time.monotonic()
+        if until is not None and until.is_set() and stop_at == float("inf"):
+            stop_at = now + then_s
+        if now >= stop_at:
+            break
+        time.sleep(max(0.0, len(sent) / rate - (now - started)))
+    flush_or_raise(prod, patience_s)
+    return sent
+
+
+class Sender(threading.Thread):
+    """``send_steadily`` in the background; ``sent`` once joined."""
+
+    def __init__(self, kafka: KafkaSettings, topic: str, requests: list[TripRequest],
+                 rate: float, until: threading.Event | None = None,
+                 patience_s: float = 30.0) -> None:
+        super().__init__(daemon=True)
+        self._args = (kafka, topic, requests, rate, until)
+        self._patience_s = patience_s
+        self.sent: list[TripRequest] = []
+
+    def run(self) -> None:
+        self.sent = send_steadily(*self._args, patience_s=self._patience_s)
 
 
 @dataclass
