@@ -20,7 +20,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from functools import partial
 
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, Message, TopicPartition
@@ -51,7 +51,8 @@ class RolloutController:
         self._drift = DriftTracker(DriftPolicy(window_days=settings.drift_window_days),
                                    partial(read_profile, settings.storage),
                                    settings.retrain_window_days,
-                                   timedelta(seconds=settings.retrain_timeout_s))
+                                   settings.retrain_settle_days,
+                                   settings.retrain_timeout_days)
         self._states: dict[str, ModelMetadata] = {}
         self._evidence: dict[_Pair, list[RolloutEvidence]] = defaultdict(list)
         self._decided: set[tuple[_Pair, datetime]] = set()  # rollouts decided, not yet seen

@@ -211,24 +211,39 @@ class VersionWatch:
         return found
 
 
+@dataclass
+class _Unrequested:
+    """Findings on a champion since its model's last retrain request."""
+
+    version: str
+    first_day: date  # the first finding's day: where the new regime shows
+    reasons: set[str] = field(default_factory=set)
+
+
 class DriftTracker:
     """Per model: its champion's watch, the findings and retrain requests already made
     (read back from the model-events topic, so a restarted controller repeats neither),
-    and the retrain policy: a finding asks for a retrain unless the model has a request
-    open (made, not yet answered by a version carrying its id, younger than
-    ``retrain_timeout``), and a request proposes the last ``retrain_window_days`` of event
-    time up to the finding as the training window."""
+    and the retrain policy, all in event time:
+
+    - findings on a champion since the model's last request are gathered; once event time
+      is ``retrain_settle_days`` past the first of them, a request is made, proposing the
+      ``retrain_window_days`` before that finding and the settle days after it as the
+      training window: the new regime's first days, not only the old one's last;
+    - unless the model has a request open: made, not answered by a published version
+      carrying its id, and its window ended less than ``retrain_timeout_days`` ago."""
 
     def __init__(self, policy: DriftPolicy, read_profile: Callable[[ModelMetadata], Profile],
-                 retrain_window_days: int = 28,
-                 retrain_timeout: timedelta = timedelta(hours=24)) -> None:
+                 retrain_window_days: int = 14, retrain_settle_days: int = 7,
+                 retrain_timeout_days: int = 14) -> None:
         self.policy, self._read_profile = policy, read_profile
-        self._retrain_days, self._retrain_timeout = retrain_window_days, retrain_timeout
+        self._window_days, self._settle_days = retrain_window_days, retrain_settle_days
+        self._timeout_days = retrain_timeout_days
         self._watches: dict[tuple[str, str], VersionWatch] = {}
         self._unreadable: set[tuple[str, str]] = set()  # profiles that will never load
         self._retry_at: dict[tuple[str, str], datetime] = {}  # storage was away
         self._seen: set[tuple[str, str, str, date]] = set()  # model, version, detector, day
         self._requests: dict[str, ModelEvent] = {}  # model -> its latest retrain request
+        self._unrequested: dict[str, _Unrequested] = {}  # model -> findings since then
         self._answered: set[str] = set()  # request ids some published version carries
 
     def _watch(self, model: str, version: str) -> VersionWatch:
@@ -248,19 +263,29 @@ class DriftTracker:
                 self._answered.add(version.retrain_request)
 
     def model_event(self, model_event: ModelEvent) -> None:
-        """The controller's own earlier events, read back."""
+        """The controller's own events, read back (or just made)."""
+        model = model_event.model_name
         if model_event.drift is not None:
             d = model_event.drift
-            self._seen.add((model_event.model_name, model_event.model_version, d.detector,
-                            d.window_end))
+            self._seen.add((model, model_event.model_version, d.detector, d.window_end))
+            gathered = self._unrequested.get(model)
+            if gathered is None or gathered.version != model_event.model_version:
+                gathered = self._unrequested[model] = _Unrequested(
+                    model_event.model_version, d.window_end)
+            gathered.reasons.add(d.detector)
         if model_event.retrain is not None:
-            self._requests[model_event.model_name] = model_event
+            self._requests[model] = model_event
+            self._unrequested.pop(model, None)
 
-    def open_request(self, model: str, now: datetime) -> ModelEvent | None:
+    def open_request(self, model: str, through: date | None) -> ModelEvent | None:
+        """The model's request still waiting for its answer, with event time judged
+        ``through`` this day."""
         latest = self._requests.get(model)
         if latest is None or latest.retrain is None or \
-                latest.retrain.request_id in self._answered or \
-                now - latest.at > self._retrain_timeout:
+                latest.retrain.request_id in self._answered:
+            return None
+        if through is not None and \
+                through > latest.retrain.train_end + timedelta(days=self._timeout_days):
             return None
         return latest
 
@@ -269,46 +294,61 @@ class DriftTracker:
         request where the policy asks for one."""
         key = (state.name, state.version)
         watch = self._watch(*key)
-        if watch.profile is None:
-            if state.profile is None or key in self._unreadable or \
-                    now < self._retry_at.get(key, now):
-                return []
-            try:
-                watch.profile = self._read_profile(state)
-            except StorageError as exc:  # storage away: the windows wait, merged
-                self._retry_at[key] = now + _PROFILE_RETRY
-                event(log, "drift.profile_unavailable", logging.WARNING, model=state.name,
-                      version=state.version, error=str(exc),
-                      retry_in_s=_PROFILE_RETRY.total_seconds())
-                return []
-            except EdmlError as exc:  # missing or malformed: this version is not judged
-                self._unreadable.add(key)
-                event(log, "drift.profile_refused", logging.ERROR, model=state.name,
-                      version=state.version, error=str(exc))
-                return []
+        if watch.profile is None and not self._profile(state, watch, now):
+            return []
         out: list[ModelEvent] = []
         for finding in watch.findings():
             if (*key, finding.detector, finding.window_end) in self._seen:
                 continue  # made before a restart
-            self._seen.add((*key, finding.detector, finding.window_end))
-            out.append(ModelEvent(state.name, state.version, "drift_detected", worker, now,
-                                  message=f"{finding.detector}: {finding.detail}",
-                                  drift=finding))
-        findings = [e.drift for e in out if e.drift is not None]
-        if findings and self.open_request(state.name, now) is None:
-            last = max(f.window_end for f in findings)
-            request = RetrainRequest(
-                request_id=f"retrain-{state.name}-{state.version}-{last:%Y%m%d}",
-                reason="; ".join(sorted({f.detector for f in findings})),
-                train_start=last - timedelta(days=self._retrain_days - 1), train_end=last,
-                champion_version=state.version)
-            retrain = ModelEvent(state.name, state.version, "retrain_requested", worker, now,
-                                 message=f"{request.reason}: retrain on "
-                                 f"{request.train_start}..{request.train_end}",
-                                 retrain=request)
-            self._requests[state.name] = retrain
-            out.append(retrain)
+            made = ModelEvent(state.name, state.version, "drift_detected", worker, now,
+                              message=f"{finding.detector}: {finding.detail}", drift=finding)
+            self.model_event(made)
+            out.append(made)
+        request = self._request(state, watch.judged_through, worker, now)
+        if request is not None:
+            self.model_event(request)
+            out.append(request)
         return out
+
+    def _request(self, state: ModelMetadata, through: date | None, worker: str,
+                 now: datetime) -> ModelEvent | None:
+        gathered = self._unrequested.get(state.name)
+        if gathered is None or gathered.version != state.version or through is None or \
+                self.open_request(state.name, through) is not None:
+            return None
+        end = gathered.first_day + timedelta(days=self._settle_days)
+        if through < end:
+            return None  # the new regime's first days are still coming
+        request = RetrainRequest(
+            request_id=f"retrain-{state.name}-{state.version}-{gathered.first_day:%Y%m%d}",
+            reason="; ".join(sorted(gathered.reasons)),
+            train_start=gathered.first_day - timedelta(days=self._window_days - 1),
+            train_end=end, champion_version=state.version)
+        return ModelEvent(state.name, state.version, "retrain_requested", worker, now,
+                          message=f"{request.reason}: retrain on "
+                          f"{request.train_start}..{request.train_end}", retrain=request)
+
+    def _profile(self, state: ModelMetadata, watch: VersionWatch, now: datetime) -> bool:
+        """Read the champion's reference profile into its watch; False while it cannot
+        be (none named, refused, or storage away: retried every little while)."""
+        key = (state.name, state.version)
+        if state.profile is None or key in self._unreadable or \
+                now < self._retry_at.get(key, now):
+            return False
+        try:
+            watch.profile = self._read_profile(state)
+        except StorageError as exc:  # storage away: the windows wait, merged
+            self._retry_at[key] = now + _PROFILE_RETRY
+            event(log, "drift.profile_unavailable", logging.WARNING, model=state.name,
+                  version=state.version, error=str(exc),
+                  retry_in_s=_PROFILE_RETRY.total_seconds())
+            return False
+        except EdmlError as exc:  # missing or malformed: this version is not judged
+            self._unreadable.add(key)
+            event(log, "drift.profile_refused", logging.ERROR, model=state.name,
+                  version=state.version, error=str(exc))
+            return False
+        return True
 
 
 def read_profile(storage: StorageSettings, state: ModelMetadata) -> Profile:

@@ -23,8 +23,10 @@ class ControllerSettings(BaseSettings):
     # within about this much
     poll_s: float = Field(default=0.2, gt=0)
     name: str = "rollout-controller"  # names it in the model events it writes
-    # drift: the event-time days compared with the reference, and what a retrain request
-    # proposes (the last N days up to the finding) and how long it stays open unanswered
+    # drift, in event-time days: the days compared with the reference; a retrain request's
+    # window (the days before the first finding, and the settle days after it, waited
+    # for); how long after its window a request stays open unanswered
     drift_window_days: int = Field(default=7, ge=1)
-    retrain_window_days: int = Field(default=28, ge=1)
-    retrain_timeout_s: float = Field(default=24 * 3600, gt=0)
+    retrain_window_days: int = Field(default=14, ge=1)
+    retrain_settle_days: int = Field(default=7, ge=0)
+    retrain_timeout_days: int = Field(default=14, ge=1)

@@ -13,11 +13,12 @@ import posixpath
 import shutil
 import tempfile
 import urllib.parse
+import uuid
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
-from edml.artifacts import artifact_uri, manifest
+from edml.artifacts import artifact_uri, checksum_of, manifest
 from edml.errors import ArtifactError, ConfigError, StorageError
 from edml.settings import StorageSettings
 
@@ -27,6 +28,7 @@ __all__ = [
     "FileStore",
     "GcsStore",
     "check_artifact_location",
+    "download_verified",
     "open_store",
 ]
 
@@ -282,3 +284,19 @@ def open_store(settings: StorageSettings, uri: str | None = None,
     if scheme == "gs":
         return GcsStore(settings, retries)
     raise ConfigError(f"unsupported storage URI {uri or settings.uri}: use file:// or gs://")
+
+
+def download_verified(store: ArtifactStore, uri: str, checksum: str, target: Path) -> None:
+    """``uri``'s files into ``target`` (which must not exist), only if they give
+    ``checksum``: they go to a staging folder beside it first, so ``target`` is either
+    whole and verified or absent."""
+    staging = target.parent / f".download-{uuid.uuid4().hex}"
+    try:
+        store.download_dir(uri, staging)
+        actual = checksum_of(staging)
+        if actual != checksum:
+            raise ArtifactError(f"{uri}: checksum mismatch: the files give {actual}, the "
+                                f"event says {checksum}")
+        staging.rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -16,6 +16,7 @@ import logging
 import threading
 from datetime import date
 
+import keras
 import pandas as pd
 
 from edml.codec import Codec
@@ -23,11 +24,13 @@ from edml.contracts import SHADOW, ModelEvent, ModelMetadata
 from edml.errors import BrokerError, DataError, DecodeError, ModelError
 from edml.kafka import consumer
 from edml.logs import event, get_logger
+from edml.storage import check_artifact_location, download_verified, open_store
 from model_publisher.publish import Published, current_state, publish
 from model_publisher.settings import PublisherSettings
 from retrainer.dataset import trips_from_topics
 from retrainer.settings import RetrainSettings
 from trainer.data import CleanReport, TripFrame, clean, load_trips, parse_months, resolve_sources
+from trainer.export import load_trainable
 from trainer.fit import split_by_days
 from trainer.pipeline import train_on
 from trainer.settings import TrainSettings
@@ -63,6 +66,23 @@ def _trips(settings: RetrainSettings, start: date, end: date) -> tuple[TripFrame
     return trips[(day >= start) & (day <= end)].reset_index(drop=True), report
 
 
+def _trainable(settings: RetrainSettings, champion: ModelMetadata) -> keras.Model | None:
+    """The champion's own Keras model, fetched and verified like the workers fetch it, to
+    warm-start from; None for an artifact that does not keep one."""
+    check_artifact_location(champion.storage_uri, champion.name, champion.version,
+                            settings.storage.roots)
+    target = settings.work_dir / "champions" / champion.name / champion.version
+    if not target.is_dir():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        download_verified(open_store(settings.storage, champion.storage_uri),
+                          champion.storage_uri, champion.checksum, target)
+    model = load_trainable(target)
+    if model is None:
+        event(log, "retrain.no_trainable_champion", logging.WARNING, model=champion.name,
+              version=champion.version)
+    return model
+
+
 def retrain(settings: RetrainSettings, request: ModelEvent) -> Published | None:
     """Answer one request: train on its window, publish the result as a shadow candidate.
     None when there is nothing to do (answered already, no champion, a rollout under way)."""
@@ -83,12 +103,15 @@ def retrain(settings: RetrainSettings, request: ModelEvent) -> Published | None:
               request=request_id, candidate=state.rollout.candidate.version)
         return None
     trips, cleaning = _trips(settings, r.train_start, r.train_end)
+    champion = _trainable(settings, state)
     event(log, "retrain.training", model=name, request=request_id, trips=len(trips),
           window=f"{r.train_start}..{r.train_end}", source="files" if settings.data
-          else "topics")
+          else "topics", warm_start_from=state.version if champion is not None else None)
     outcome = train_on(split_by_days(trips, settings.validation_days),
                        TrainSettings(out=settings.work_dir / r.request_id,
-                                     epochs=settings.epochs, quick=settings.quick), cleaning)
+                                     epochs=settings.epochs, quick=settings.quick,
+                                     batch_size=settings.batch_size), cleaning,
+                       start_from=champion)
     published = publish(outcome.model_dir, name, publisher, mode=SHADOW,
                         retrain_request=request_id)
     candidate = published.metadata.candidate

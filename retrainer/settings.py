@@ -23,11 +23,12 @@ class RetrainSettings(BaseSettings):
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
     group_id: str = "edml-retrainer"  # its consumer group on the model-events topic
     work_dir: Path = Path(".edml/retrain")  # each request's model is trained under here
-    validation_days: int = Field(default=7, ge=1)  # the window's latest days validate
+    validation_days: int = Field(default=3, ge=1)  # the window's latest days validate
     # trip files to train from instead of the topics (paths, globs, URLs, tlc:...), for
     # topics whose retention is shorter than the requested window
     data: tuple[str, ...] = ()
     epochs: int = Field(default=6, ge=1)
+    batch_size: int = Field(default=256, ge=16)  # a few weeks of trips: smaller steps
     quick: bool = False  # one epoch on a few thousand rows: tests and the demo
     git_commit: str | None = Field(
         default=None,

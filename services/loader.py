@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ from edml.profile import Profile
 from edml.savedmodel import LoadedModel, load_savedmodel, smoke_test
 from edml.settings import StorageSettings
 from edml.signature import check_signature
-from edml.storage import check_artifact_location, open_store
+from edml.storage import check_artifact_location, download_verified, open_store
 
 __all__ = ["LoadedVersion", "ModelLoader", "OnRetry"]
 
@@ -83,20 +82,14 @@ class ModelLoader:
                 event(log, "model.cache_hit", model=metadata.name, version=metadata.version)
                 return target
             shutil.rmtree(target)  # damaged or from another artifact: fetch anew
+        target.parent.mkdir(parents=True, exist_ok=True)
         for attempt in range(1, self._attempts + 1):
-            staging = self._cache / f".download-{uuid.uuid4().hex}"
             try:
                 # retries=False: these attempts are the one retry layer, so a failure is
                 # seen (and alerted on) after one storage call, not after the client's own
-                open_store(self._storage, metadata.storage_uri, retries=False).download_dir(
-                    metadata.storage_uri, staging)
-                actual = checksum_of(staging)
-                if actual != metadata.checksum:
-                    raise ArtifactError(
-                        f"{metadata.storage_uri}: checksum mismatch: the files give {actual}, "
-                        f"the event says {metadata.checksum}")
-                target.parent.mkdir(parents=True, exist_ok=True)
-                staging.rename(target)
+                download_verified(open_store(self._storage, metadata.storage_uri,
+                                             retries=False),
+                                  metadata.storage_uri, metadata.checksum, target)
                 return target
             except ArtifactError:
                 raise  # missing or corrupt: retrying does not change it
@@ -108,8 +101,6 @@ class ModelLoader:
                       version=metadata.version, attempt=attempt, wait_s=wait, error=str(exc))
                 on_retry(metadata, attempt, exc, wait)
                 self._sleep(wait)
-            finally:
-                shutil.rmtree(staging, ignore_errors=True)
         raise AssertionError("unreachable")  # the loop returns or raises
 
     def _warm_up(self, metadata: ModelMetadata, model: LoadedModel) -> None:

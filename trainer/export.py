@@ -14,12 +14,14 @@ import tensorflow as tf
 from edml.samples import SIGNATURE as SERVED  # the contract this export fulfils
 from trainer.model import INPUTS, duration_seconds
 
-__all__ = ["METADATA_FILE", "OUTPUT", "SERVED", "SIGNATURE", "export_saved_model",
-           "predict_seconds"]
+__all__ = ["KERAS_FILE", "METADATA_FILE", "OUTPUT", "SERVED", "SIGNATURE",
+           "export_saved_model", "load_trainable", "predict_seconds"]
 
 SIGNATURE = SERVED.name
 OUTPUT = SERVED.output.name
 METADATA_FILE = "edml_model.json"
+# the Keras model itself, beside the SavedModel the workers serve: what a retrain starts from
+KERAS_FILE = "model.keras"
 
 
 def predict_seconds(model: keras.Model, inputs: dict[str, np.ndarray],
@@ -48,4 +50,15 @@ def export_saved_model(model: keras.Model, directory: Path, metadata: dict[str, 
         input_signature=[tf.TensorSpec([None], tf.int64, name=name) for name in INPUTS],
     )
     archive.write_out(str(directory), verbose=False)
+    model.save(directory / KERAS_FILE)
     (directory / METADATA_FILE).write_text(json.dumps(metadata, indent=2, default=str) + "\n")
+
+
+def load_trainable(directory: Path) -> keras.Model | None:
+    """The Keras model an artifact was exported from, to train on; None for an artifact
+    exported before it was kept."""
+    path = directory / KERAS_FILE
+    if not path.is_file():
+        return None
+    # TripFeatures is registered with Keras by trainer.model, imported above
+    return keras.models.load_model(path)

@@ -72,19 +72,27 @@ def _dataset(inputs: dict[str, np.ndarray], target: np.ndarray, batch: int,
 
 
 def fit(split: Split, zones: ZoneTable, *, epochs: int, batch_size: int, learning_rate: float,
-        seed: int, callbacks: list[keras.callbacks.Callback] | None = None) -> TrainResult:
+        seed: int, callbacks: list[keras.callbacks.Callback] | None = None,
+        start_from: keras.Model | None = None) -> TrainResult:
+    """A seeded training run: from scratch, or continuing from ``start_from``'s weights (a
+    warm start keeps its normalisation statistics, so it fits a few weeks of trips without
+    forgetting what its months taught it)."""
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
     train_x, valid_x = model_inputs(split.train), model_inputs(split.valid)
     train_y = np.log(split.train["duration_seconds"].to_numpy(np.float32))
     valid_y = np.log(split.valid["duration_seconds"].to_numpy(np.float32))
 
-    # Normalization statistics of the numeric features, from the training rows only.
-    numeric = TripFeatures(zones.lat.tolist(), zones.lon.tolist(), zones.area_ids().tolist())(
-        train_x)["numeric"].numpy()
-    # floored: a feature nearly constant in training must not be blown up when serving
-    model = build_model(zones, numeric.mean(axis=0), np.maximum(numeric.var(axis=0), 1e-4),
-                        float(train_y.mean()))
+    if start_from is not None:
+        model = keras.models.clone_model(start_from)
+        model.set_weights(start_from.get_weights())
+    else:
+        # Normalization statistics of the numeric features, from the training rows only.
+        numeric = TripFeatures(zones.lat.tolist(), zones.lon.tolist(),
+                               zones.area_ids().tolist())(train_x)["numeric"].numpy()
+        # floored: a feature nearly constant in training must not be blown up when serving
+        model = build_model(zones, numeric.mean(axis=0), np.maximum(numeric.var(axis=0), 1e-4),
+                            float(train_y.mean()))
     steps = epochs * int(np.ceil(len(train_y) / batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(steps, 1),
                                                       alpha=0.05)

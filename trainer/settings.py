@@ -23,6 +23,8 @@ class TrainSettings(BaseSettings):
     epochs: int = Field(default=6, ge=1)
     batch_size: int = Field(default=1024, ge=16)
     learning_rate: float = Field(default=2e-3, gt=0)
+    # a retrain's warm start from the champion: lower, so a few weeks refine, not replace
+    warm_learning_rate: float = Field(default=5e-4, gt=0)
     seed: int = 42
     quick: bool = False  # a few thousand rows and one epoch, for tests and the demo
     quick_rows: int = Field(default=6000, ge=100)

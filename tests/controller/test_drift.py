@@ -111,46 +111,67 @@ def _tracker(model_dir: Path, **kwargs: object) -> DriftTracker:
 
 def test_findings_become_drift_events_and_one_retrain_request(
         quick_model: Path, ten_days: list[Trip]) -> None:
-    tracker = _tracker(quick_model, retrain_window_days=28)
+    tracker = _tracker(quick_model, retrain_window_days=14, retrain_settle_days=0)
     for window in _windows(quick_model, _shifted(ten_days, 6, passengers=5, slower=1.6)):
         tracker.window(window)
     events = tracker.events(_champion(), "controller", NOW)
     kinds = [e.kind for e in events]
     assert kinds.count("retrain_requested") == 1 and kinds.count("drift_detected") >= 2
     request = next(e.retrain for e in events if e.retrain is not None)
+    first = min(e.drift.window_end for e in events if e.drift is not None)
     assert request.champion_version == "v1"
-    assert request.train_end - request.train_start == timedelta(days=27)
+    assert (request.train_start, request.train_end) == (first - timedelta(days=13), first)
     assert "inputs.passenger_count" in request.reason
+
+
+def test_a_request_waits_for_the_settle_days_after_the_first_finding(
+        quick_model: Path, ten_days: list[Trip]) -> None:
+    tracker = _tracker(quick_model, retrain_window_days=14, retrain_settle_days=2)
+    windows = _windows(quick_model, _shifted(ten_days, 6, passengers=5))
+    first_days = [w for w in windows if w.day <= date(2019, 10, 8)]
+    for window in first_days:
+        tracker.window(window)
+    found = tracker.events(_champion(), "controller", NOW)  # judged through Oct 7
+    assert [e.kind for e in found] == ["drift_detected"]
+    assert found[0].drift is not None and found[0].drift.window_end == date(2019, 10, 7)
+    for window in windows[len(first_days):]:
+        tracker.window(window)
+    request = [e.retrain for e in tracker.events(_champion(), "controller", NOW)
+               if e.retrain is not None]  # judged through Oct 9: the settle days are in
+    assert [(r.train_start, r.train_end) for r in request] == [
+        (date(2019, 9, 24), date(2019, 10, 9))]
 
 
 def test_a_restarted_tracker_repeats_neither_findings_nor_requests(
         quick_model: Path, ten_days: list[Trip]) -> None:
     windows = _windows(quick_model, _shifted(ten_days, 6, passengers=5))
-    first = _tracker(quick_model)
+    first = _tracker(quick_model, retrain_settle_days=0)
     for window in windows:
         first.window(window)
     made = first.events(_champion(), "controller", NOW)
-    restarted = _tracker(quick_model)
+    restarted = _tracker(quick_model, retrain_settle_days=0)
     for window in windows:
         restarted.window(window)
     for model_event in made:  # read back from the model-events topic
         restarted.model_event(model_event)
-    assert made and restarted.events(_champion(), "controller", NOW) == []
+    assert "retrain_requested" in [e.kind for e in made]
+    assert restarted.events(_champion(), "controller", NOW) == []
 
 
 def test_an_open_request_holds_back_a_second_until_answered_or_expired(
         quick_model: Path) -> None:
-    tracker = _tracker(quick_model, retrain_timeout=timedelta(hours=24))
+    tracker = _tracker(quick_model, retrain_timeout_days=14)
     request = next(e for e, _ in sample_events()
                    if isinstance(e, ModelEvent) and e.retrain is not None)
     request = dataclasses.replace(request, model_name="trips", at=NOW)
     tracker.model_event(request)
-    assert tracker.open_request("trips", NOW + timedelta(hours=1)) == request
-    assert tracker.open_request("trips", NOW + timedelta(hours=25)) is None  # expired
     assert request.retrain is not None
+    end = request.retrain.train_end
+    assert tracker.open_request("trips", end + timedelta(days=14)) == request
+    assert tracker.open_request("trips", end + timedelta(days=15)) is None  # expired
     tracker.state(dataclasses.replace(_champion(), version="v2",
                                       retrain_request=request.retrain.request_id))
-    assert tracker.open_request("trips", NOW + timedelta(hours=1)) is None  # answered
+    assert tracker.open_request("trips", end) is None  # answered
 
 
 def test_a_version_without_a_profile_is_not_judged_and_storage_away_is_retried_later(

@@ -57,7 +57,8 @@ def _serve_and_replay(quick_model: Path, publisher: PublisherSettings, workers: 
 
 def _controller(kafka: KafkaSettings, topics: TopicSettings,
                 gcs: StorageSettings) -> ControllerSettings:
-    return ControllerSettings(kafka=kafka, topics=topics, storage=gcs)
+    # two settle days: the request waits for October 9, the last day judged here
+    return ControllerSettings(kafka=kafka, topics=topics, storage=gcs, retrain_settle_days=2)
 
 
 def test_a_stable_stream_raises_nothing(
@@ -90,7 +91,9 @@ def test_a_shift_in_the_inputs_raises_drift_and_one_retrain_request(
     assert ("inputs.passenger_count", date(2019, 10, 7)) in found  # the first full week
     requests = [e.retrain for e in events if e.retrain is not None]
     assert len(requests) == 1
-    assert requests[0].champion_version == "v1" and requests[0].train_end == date(2019, 10, 7)
+    assert requests[0].champion_version == "v1"
+    assert (requests[0].train_start, requests[0].train_end) == (date(2019, 9, 24),
+                                                                date(2019, 10, 9))
     # `edml models status` shows them beside the serving state
     shown = status(publisher, "trips")
     assert shown.state.profile == "edml_profile.json"  # named in the model event
