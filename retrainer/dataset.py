@@ -6,8 +6,8 @@ The topics must keep that long: their retention is a deployment setting (README)
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import date
+from collections.abc import Callable, Iterator
+from datetime import date, datetime, time, timedelta
 from typing import TypeVar
 
 import pandas as pd
@@ -22,29 +22,40 @@ from trainer.data import CleanReport, TripFrame, clean
 __all__ = ["trips_from_topics"]
 
 R = TypeVar("R", bound=Record)
+# past the window's last day by this much, a partition holds no more of its trips: a day for
+# the day itself, a day for late and out-of-order records (trips last at most 3 hours)
+_LATE = timedelta(days=2)
 
 
 def _decoded(kafka: KafkaSettings, topic: str, partitions: int, codec: Codec,
-             cls: type[R]) -> Iterator[R]:
-    """Every record of ``topic`` that decodes as ``cls``; the others are skipped (the
-    worker dead-lettered them already)."""
+             cls: type[R], past: Callable[[R], bool]) -> Iterator[R]:
+    """The records of ``topic`` that decode as ``cls`` (the others are skipped: the worker
+    dead-lettered them already), each partition read until its end or its first record
+    ``past`` the window: on a live topic the end moves as fast as it is read."""
     for partition in range(partitions):
         for msg in read_partition(kafka, topic, partition):
             try:
-                yield codec.decode(msg.value() or b"", cls)
+                record = codec.decode(msg.value() or b"", cls)
             except ContractError:
                 continue
+            if past(record):
+                break
+            yield record
 
 
 def trips_from_topics(kafka: KafkaSettings, topics: TopicSettings, codec: Codec,
                       start: date, end: date) -> tuple[TripFrame, CleanReport]:
     """Every trip picked up on ``start``..``end`` whose request and actual are both still
     on their topics, cleaned as the trainer cleans trip files."""
+    # records arrive roughly in event time: a day past the window's end, it is complete
+    beyond = datetime.combine(end, time()) + _LATE
     requests = {r.trip_id: r for r in _decoded(kafka, topics.records, topics.partitions,
-                                                codec, TripRequest)
+                                                codec, TripRequest,
+                                                lambda r: r.pickup_datetime > beyond)
                 if start <= r.pickup_datetime.date() <= end}
     rows = []
-    for done in _decoded(kafka, topics.actuals, topics.partitions, codec, TripCompleted):
+    for done in _decoded(kafka, topics.actuals, topics.partitions, codec, TripCompleted,
+                         lambda a: a.dropoff_datetime > beyond):
         asked = requests.pop(done.trip_id, None)  # a duplicate actual joins once
         if asked is not None:
             rows.append({"trip_id": asked.trip_id, "pickup_datetime": asked.pickup_datetime,

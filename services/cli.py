@@ -35,6 +35,16 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     quiet_tensorflow()
+    if args.scenario == "2020":
+        from rich.console import Console
+
+        from services.drift_scenario import print_result, targets
+        from services.drift_scenario import run as run_2020
+
+        console = Console()
+        result = run_2020(args.seconds_per_month, args.data, console)
+        print_result(result, console)
+        return 0 if all(targets(result).values()) else 1
     from services.demo import run
 
     return run(seconds=args.seconds, rate=args.rate, data=args.data, storage=args.storage)
@@ -54,6 +64,12 @@ def register(sub: Any) -> None:
                       help="trip files to train on and replay (default: the shared samples)")
     demo.add_argument("--storage", choices=["file", "gcs"], default="file",
                       help="object storage: a local directory (default) or the GCS emulator")
+    demo.add_argument("--scenario", choices=["rollout", "2020"], default="rollout",
+                      help="rollout (default): the live view above; 2020: the drift loop "
+                      "against the real shift of spring 2020, 2020-01..08 replayed in "
+                      "event time with the 2019 champion, a table per month at the end")
+    demo.add_argument("--seconds-per-month", type=float, default=60.0,
+                      help="the 2020 scenario's speed (default 60: about 9 minutes in all)")
     demo.set_defaults(handler=_demo)
 
     serve = sub.add_parser(

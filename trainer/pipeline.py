@@ -124,8 +124,7 @@ def train_on(split: Split, settings: TrainSettings, cleaning: CleanReport,
              start_from: keras.Model | None = None) -> TrainOutcome:
     """Fit, evaluate against the baselines, export with its profile, report: on trips
     split elsewhere (``train`` splits files by month, the retrainer a window by day).
-    Given ``start_from`` (a champion's model), a warm start is fitted too and the better of
-    the two on the validation days is kept."""
+    Given ``start_from`` (a champion's model), training continues from its weights."""
     console = console or Console(stderr=True)
     started = time.monotonic() if started is None else started
     zones = load_zones(_zones_path(settings))
@@ -133,24 +132,14 @@ def train_on(split: Split, settings: TrainSettings, cleaning: CleanReport,
         split = _quick(split, settings.quick_rows, settings.seed)
     epochs = 1 if settings.quick else settings.epochs
     valid_inputs = model_inputs(split.valid)
-    starts: dict[str, float] = {}  # how each start did on the validation days (MAE minutes)
     with Progress(*_progress_columns(), console=console) as progress:
+        # a warm start keeps the champion's normalisation and what its months taught it:
+        # on a few weeks of trips it does far better in the months after than a model
+        # from scratch, which extrapolates wildly in time (bench/warm_start.py)
         result = fit(split, zones, epochs=epochs, batch_size=settings.batch_size,
-                     learning_rate=settings.learning_rate, seed=settings.seed,
-                     callbacks=[_EpochProgress(progress, epochs)])
-        if start_from is not None:
-            # a warm start wins where it does better on the validation days: measured on
-            # 2020's shift it does, by far, on a few weeks of trips (README, "Drift")
-            warm = fit(split, zones, epochs=epochs, batch_size=settings.batch_size,
-                       learning_rate=settings.warm_learning_rate, seed=settings.seed,
-                       callbacks=[_EpochProgress(progress, epochs)], start_from=start_from)
-            actual = split.valid["duration_seconds"].to_numpy()
-            starts = {name: float(np.abs(predict_seconds(r.model, valid_inputs) - actual
-                                         ).mean() / 60)
-                      for name, r in (("scratch", result), ("warm", warm))}
-    start = "warm" if starts and starts["warm"] < starts["scratch"] else "scratch"
-    if start == "warm":
-        result = warm
+                     learning_rate=settings.learning_rate if start_from is None
+                     else settings.warm_learning_rate, seed=settings.seed,
+                     callbacks=[_EpochProgress(progress, epochs)], start_from=start_from)
     valid_predicted = predict_seconds(result.model, valid_inputs)
     evaluation = evaluate(split.train, split.valid, valid_predicted, zones)
 
@@ -168,8 +157,7 @@ def train_on(split: Split, settings: TrainSettings, cleaning: CleanReport,
                  "train": len(split.train), "validation": len(split.valid)},
         "cleaning": {"dropped": cleaning.dropped},
         "epochs": result.epochs_run, "seed": settings.seed, "quick": settings.quick,
-        "start": start,
-        "validation_mae_minutes_by_start": {k: round(v, 4) for k, v in starts.items()},
+        "start": "scratch" if start_from is None else "warm",
         "zones": zones.source,
     }
     metrics = {f"{metric}": float(value)

@@ -20,6 +20,7 @@ from edml.settings import KafkaSettings, StorageSettings, TopicSettings
 from model_publisher.models import status
 from model_publisher.publish import publish
 from model_publisher.settings import PublisherSettings
+from services.drift_scenario import event_time_order
 from tests.services.workers import Workers, read_model_events, real_trips, wait_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.gcs, pytest.mark.tf, pytest.mark.timeout(300)]
@@ -38,12 +39,10 @@ def _ten_days(passengers_from_day_6: int | None = None) -> list[Trip]:
 
 def _replay(kafka: KafkaSettings, topics: TopicSettings, trips: list[Trip]) -> None:
     """Requests at their pickups and actuals at their dropoffs, in event-time order."""
-    timeline = sorted([(r.pickup_datetime, topics.records, r) for r, _ in trips]
-                      + [(a.dropoff_datetime, topics.actuals, a) for _, a in trips],
-                      key=lambda item: item[0])
     prod = producer(kafka)
-    for _, topic, record in timeline:
-        prod.produce(topic, key=record.trip_id.encode(), value=CODEC.encode(record))
+    for _, is_request, record in event_time_order(trips):
+        prod.produce(topics.records if is_request else topics.actuals,
+                     key=record.trip_id.encode(), value=CODEC.encode(record))
     flush_or_raise(prod, 30)
 
 
