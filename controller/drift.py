@@ -51,6 +51,9 @@ class DriftPolicy:
 
     window_days: int = 7  # event-time days compared with the reference
     min_requests: int = 300  # requests in that window before inputs are judged
+    # and a feature only when the distance sampling noise alone gives is at most this share
+    # of its threshold (fewer requests, or a smaller reference, are not judged)
+    max_noise_share: float = 0.5
     # Jensen-Shannon distance (base 2) above which a feature has drifted
     thresholds: dict[str, float] = field(default_factory=lambda: {
         "pickup_area": 0.08, "hour_of_week": 0.25, "passenger_count": 0.075,
@@ -80,6 +83,18 @@ def _page_hinkley(test: PageHinkley) -> float:
     rise = getattr(test, "_sum_increase", 0.0) - getattr(test, "_min_increase", 0.0)
     fall = getattr(test, "_max_decrease", 0.0) - getattr(test, "_sum_decrease", 0.0)
     return float(max(rise, fall))
+
+
+def _sampling_noise(reference: np.ndarray, live: np.ndarray) -> float:
+    """The Jensen-Shannon distance (base 2) two samples of these sizes show with no drift
+    at all, about: for counts from one distribution over k bins, E[JSD] ~ (k - 1) / (8 n ln
+    2) with n = n_ref n_live / (n_ref + n_live) (the chi-square approximation of JSD).
+    Hour of week's 168 bins need ~2,000 requests a week before 0.25 means anything."""
+    n_ref, n_live = float(reference.sum()), float(live.sum())
+    if n_ref <= 0 or n_live <= 0:
+        return float("inf")
+    bins = max(int(np.count_nonzero(reference)), 2)
+    return float(np.sqrt((bins - 1) * (n_ref + n_live) / (8 * n_ref * n_live * np.log(2))))
 
 
 def _day_number(day: date) -> int:
@@ -173,6 +188,8 @@ class VersionWatch:
                 continue
             live = sum((d.histograms[name] for d in days if name in d.histograms),
                        np.zeros(self.profile.bins[name], dtype=np.int64))
+            if _sampling_noise(reference, live) > threshold * self.policy.max_noise_share:
+                continue  # too few counts to tell a shift from sampling noise
             distance = float(jensenshannon(reference, live, base=2))
             if distance > threshold:
                 found += self._found(f"inputs.{name}", day, distance, threshold, start,
