@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from controller.drift import DriftPolicy, VersionWatch
+from edml.event_time import MS_PER_DAY
 from edml.profile import Profile
 from edml.savedmodel import load_savedmodel
 from edml.trip_data import default_trip_data
@@ -47,7 +48,7 @@ def _replay(model_dir: Path, trips: pd.DataFrame) -> None:
         raise SystemExit(f"{model_dir} has no reference profile: train it with this edml")
     columns = model_inputs(trips)
     predicted = model.predict(columns)
-    pickup_day = columns["pickup_datetime"] // 86_400_000
+    pickup_day = columns["pickup_datetime"] // MS_PER_DAY
     monitor, watch = DriftMonitor("trips", "calibration"), VersionWatch(DriftPolicy(), profile)
     requests = trips.groupby(trips["pickup_datetime"].dt.floor("h")).indices
     actuals = trips.groupby(trips["dropoff_datetime"].dt.floor("h")).indices

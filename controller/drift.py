@@ -31,6 +31,7 @@ from scipy.spatial.distance import jensenshannon
 
 from edml.contracts import DriftFinding, DriftWindow, ModelEvent, ModelMetadata, RetrainRequest
 from edml.errors import ArtifactError, EdmlError, ModelError, StorageError
+from edml.event_time import MS_PER_DAY, day_number, day_of, wall_ms
 from edml.logs import event, get_logger
 from edml.profile import FEATURES, PROFILE_FILE, Profile
 from edml.settings import StorageSettings
@@ -40,8 +41,6 @@ __all__ = ["DriftPolicy", "DriftTracker", "VersionWatch", "merge_all", "read_pro
 
 log = get_logger(__name__)
 
-_EPOCH_DAY = date(1970, 1, 1)
-_EPOCH = datetime(1970, 1, 1)  # wall clock, as fastavro reads local-timestamp-millis
 _PROFILE_RETRY = timedelta(seconds=30)
 
 
@@ -97,14 +96,6 @@ def _sampling_noise(reference: np.ndarray, live: np.ndarray) -> float:
     return float(np.sqrt((bins - 1) * (n_ref + n_live) / (8 * n_ref * n_live * np.log(2))))
 
 
-def _day_number(day: date) -> int:
-    return (day - _EPOCH_DAY).days
-
-
-def _date(number: int) -> date:
-    return _EPOCH_DAY + timedelta(days=number)
-
-
 class VersionWatch:
     """One champion version's merged days, and its detectors' state."""
 
@@ -125,10 +116,10 @@ class VersionWatch:
     @property
     def judged_through(self) -> date | None:
         """The last event-time day judged, if any."""
-        return _date(self._judged_through) if self._judged_through >= 0 else None
+        return day_of(self._judged_through) if self._judged_through >= 0 else None
 
     def add(self, window: DriftWindow) -> None:
-        day = self._days.setdefault(_day_number(window.day), _Day())
+        day = self._days.setdefault(day_number(window.day), _Day())
         day.requests += window.requests
         for name, counts in window.histograms.items():
             if name in day.histograms:
@@ -139,7 +130,7 @@ class VersionWatch:
         day.sum_abs_error += window.sum_abs_error
         day.sum_error += window.sum_error
         if window.latest_pickup is not None:
-            latest_ms = (window.latest_pickup - _EPOCH) // timedelta(milliseconds=1)
+            latest_ms = wall_ms(window.latest_pickup)
             self._watermark_ms = max(self._watermark_ms, latest_ms)
 
     def findings(self) -> list[DriftFinding]:
@@ -150,7 +141,7 @@ class VersionWatch:
         # a day is judged once event time is ``late_hours`` past its end: by then every
         # worker has counted its requests and the actuals of its trips have come in
         late = int(self.policy.late_hours * 3_600_000)
-        closed = (self._watermark_ms - late) // 86_400_000 - 1
+        closed = (self._watermark_ms - late) // MS_PER_DAY - 1
         for day in range(max(self._judged_through + 1, min(self._days)), closed + 1):
             found += self._judge_inputs(day) + self._judge_outcomes(day)
             self._judged_through = day
@@ -164,7 +155,7 @@ class VersionWatch:
         if self._quiet(detector, day):
             return []
         self._quiet_until[detector] = day + self.policy.quiet_days
-        return [DriftFinding(detector, round(statistic, 4), threshold, _date(start), _date(day),
+        return [DriftFinding(detector, round(statistic, 4), threshold, day_of(start), day_of(day),
                         detail)]
 
     def _window(self, last: int) -> list[_Day]:

@@ -9,18 +9,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 
 import numpy as np
 
 from edml.contracts import DriftWindow
+from edml.event_time import MS_PER_DAY, day_of, from_wall_ms
 from edml.profile import Profile
 
 __all__ = ["DriftMonitor"]
-
-_MS_PER_DAY = 86_400_000
-_EPOCH_DAY = date(1970, 1, 1)
-_EPOCH = datetime(1970, 1, 1)  # wall clock, as fastavro reads local-timestamp-millis
 
 
 @dataclass
@@ -47,7 +44,7 @@ class DriftMonitor:
         """One batch the version answered: its rows binned, per pickup day (a batch
         rarely spans more than two)."""
         pickup_ms = np.asarray(columns["pickup_datetime"], dtype=np.int64)
-        days = pickup_ms // _MS_PER_DAY
+        days = pickup_ms // MS_PER_DAY
         bins = profile.bin_indices(columns, predicted_seconds)
         with self._lock:
             for day in np.unique(days).tolist():
@@ -82,9 +79,9 @@ class DriftMonitor:
             closed, self._open = self._open, {}
         return [DriftWindow(
             model_name=self._name, model_version=version, worker=self._worker,
-            day=_EPOCH_DAY + timedelta(days=day), requests=w.requests,
+            day=day_of(day), requests=w.requests,
             histograms={k: v.tolist() for k, v in w.histograms.items()},
             latest_pickup=None if w.latest_pickup_ms is None
-            else _EPOCH + timedelta(milliseconds=w.latest_pickup_ms),
+            else from_wall_ms(w.latest_pickup_ms),
             joined=w.joined, sum_abs_error=w.sum_abs_error, sum_sq_error=w.sum_sq_error,
             sum_error=w.sum_error, sent_at=sent) for (version, day), w in closed.items()]

@@ -29,6 +29,7 @@ from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
 from edml.codec import Codec
 from edml.contracts import TripCompleted
 from edml.errors import BrokerError, ContractError, RegistryUnavailable, UnfitModel
+from edml.event_time import day_number
 from edml.kafka import consumer, ensure_topics, producer, read_partition
 from edml.logs import event, get_logger
 from services.batch import BatchResult, Candidate, dead_letter, dead_letter_key, score_batch
@@ -50,7 +51,6 @@ log = get_logger(__name__)
 _WAITING_LOG_EVERY_S = 30.0  # how often a worker without a model says it is waiting
 _REGISTRY_FIRST_WAIT_S = 1.0  # seconds before a batch the registry failed is tried again
 _REGISTRY_MAX_WAIT_S = 30.0  # the wait doubles up to this
-_EPOCH = datetime(1970, 1, 1)  # wall clock, as TripCompleted's times are
 Retire = Callable[[LoadedVersion, UnfitModel], LoadedVersion | None]
 
 
@@ -359,7 +359,7 @@ class ScoringLoop:
             pickup = done.dropoff_datetime - timedelta(seconds=done.duration_seconds)
             self._log_changes(writer, [self._evaluator.actual(
                 done.trip_id, done.duration_seconds, msg.partition() or 0,
-                (pickup - _EPOCH).days)])
+                day_number(pickup.date()))])
 
     def _log_changes(self, writer: Any, changes: list[Change]) -> None:
         """The join state's changes, at their records' partitions: delivered with the batch,

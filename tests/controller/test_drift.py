@@ -15,6 +15,7 @@ from edml.artifacts import artifact_uri
 from edml.columns import input_columns
 from edml.contracts import DriftWindow, ModelEvent, ModelMetadata, TripCompleted, TripRequest
 from edml.errors import ArtifactError, StorageError
+from edml.event_time import day_number
 from edml.profile import Profile
 from edml.samples import sample_events
 from edml.savedmodel import load_savedmodel
@@ -48,7 +49,7 @@ def _windows(model_dir: Path, trips: list[Trip]) -> list[DriftWindow]:
         monitor.requests("v1", profile, {k: v[rows] for k, v in columns.items()},
                          predicted[rows])
     for (request, done), seconds in zip(trips, predicted.tolist(), strict=True):
-        monitor.outcome("v1", (request.pickup_datetime.date() - date(1970, 1, 1)).days,
+        monitor.outcome("v1", day_number(request.pickup_datetime.date()),
                         seconds, done.duration_seconds)
     return monitor.drain(NOW)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from edml.event_time import day_number
 from services.drift import DriftMonitor
 from services.evaluation import LiveEvaluator
 from services.evidence import EvidenceWindow
@@ -84,7 +85,7 @@ def test_a_joined_trip_is_counted_for_drift_under_its_pickup_day_in_either_order
     drift = DriftMonitor("trips", "worker-0")
     evaluator = LiveEvaluator(tmp_path / "joins.rocksdb", Metrics(), horizon_s=3600,
                               drift=drift)
-    day = (date(2020, 3, 18) - date(1970, 1, 1)).days
+    day = day_number(date(2020, 3, 18))
     evaluator.predicted([("a", [("v1", 600.0)], 0)])
     evaluator.actual("a", 720.0, 0, pickup_day=day)
     evaluator.actual("b", 300.0, 0, pickup_day=day)
