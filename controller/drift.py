@@ -237,8 +237,10 @@ class DriftTracker:
       is ``retrain_settle_days`` past the first of them, a request is made, proposing the
       ``retrain_window_days`` before that finding and the settle days after it as the
       training window: the new regime's first days, not only the old one's last;
-    - unless the model has a request open: made, not answered by a published version
-      carrying its id, and its window ended less than ``retrain_timeout_days`` ago."""
+    - unless the model has a request open (made, not answered by a published version
+      carrying its id, and its window ended less than ``retrain_timeout_days`` ago) or a
+      candidate in rollout: promoted, it is a new champion with a watch of its own;
+      rolled back, the findings gathered meanwhile ask then."""
 
     def __init__(self, policy: DriftPolicy, read_profile: Callable[[ModelMetadata], Profile],
                  retrain_window_days: int = 14, retrain_settle_days: int = 7,
@@ -324,6 +326,8 @@ class DriftTracker:
         if gathered is None or gathered.version != state.version or through is None or \
                 self.open_request(state.name, through) is not None:
             return None
+        if state.rollout is not None:
+            return None  # a candidate is being judged: its verdict comes first
         end = gathered.first_day + timedelta(days=self._settle_days)
         if through < end:
             return None  # the new regime's first days are still coming

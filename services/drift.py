@@ -46,6 +46,7 @@ class DriftMonitor:
         pickup_ms = np.asarray(columns["pickup_datetime"], dtype=np.int64)
         days = pickup_ms // MS_PER_DAY
         bins = profile.bin_indices(columns, predicted_seconds)
+        answered = np.isfinite(predicted_seconds)  # NaN where the champion failed a row
         with self._lock:
             for day in np.unique(days).tolist():
                 rows = days == day
@@ -54,7 +55,8 @@ class DriftMonitor:
                 latest = int(pickup_ms[rows].max())
                 window.latest_pickup_ms = max(latest, window.latest_pickup_ms or latest)
                 for name, index in bins.items():
-                    counts = np.bincount(index[rows], minlength=profile.bins[name])
+                    counted = rows & answered if name == "prediction" else rows
+                    counts = np.bincount(index[counted], minlength=profile.bins[name])
                     if name in window.histograms:
                         window.histograms[name] += counts
                     else:

@@ -143,6 +143,21 @@ def test_a_request_waits_for_the_settle_days_after_the_first_finding(
         (date(2019, 9, 24), date(2019, 10, 9))]
 
 
+def test_no_request_while_a_candidate_is_in_rollout_and_one_after_it_is_rolled_back(
+        quick_model: Path, ten_days: list[Trip]) -> None:
+    tracker = _tracker(quick_model, retrain_settle_days=0)
+    for window in _windows(quick_model, _shifted(ten_days, 6, passengers=5)):
+        tracker.window(window)
+    in_rollout = next(s for s, _ in sample_events()
+                      if isinstance(s, ModelMetadata) and s.rollout is not None)
+    in_rollout = dataclasses.replace(in_rollout, name="trips", version="v1",
+                                     profile="edml_profile.json")
+    held = tracker.events(in_rollout, "controller", NOW)
+    assert held and "retrain_requested" not in [e.kind for e in held]
+    rolled_back = tracker.events(_champion(), "controller", NOW)
+    assert [e.kind for e in rolled_back] == ["retrain_requested"]
+
+
 def test_a_restarted_tracker_repeats_neither_findings_nor_requests(
         quick_model: Path, ten_days: list[Trip]) -> None:
     windows = _windows(quick_model, _shifted(ten_days, 6, passengers=5))

@@ -34,3 +34,16 @@ def test_requests_are_counted_per_pickup_day_and_a_drain_starts_afresh(
     assert monday.histograms["hour_of_week"].index(1) == 8  # Monday 08:00
     assert monday.histograms["passenger_count"].index(1) == 1
     assert monitor.drain() == []
+
+
+def test_a_row_the_champion_failed_counts_as_a_request_but_not_as_a_prediction(
+        quick_model: Path) -> None:
+    profile = Profile.read(quick_model)
+    assert profile is not None
+    requests = smoke_requests()[:1]
+    columns = input_columns(SIGNATURE).from_requests(requests)
+    monitor = DriftMonitor("trips", "worker-0")
+    monitor.requests("v1", profile, columns, np.array([np.nan]))
+    [window] = monitor.drain(datetime(2019, 10, 21, tzinfo=UTC))
+    assert window.requests == 1 and sum(window.histograms["hour_of_week"]) == 1
+    assert sum(window.histograms["prediction"]) == 0
