@@ -237,8 +237,9 @@ class DriftTracker:
       is ``retrain_settle_days`` past the first of them, a request is made, proposing the
       ``retrain_window_days`` before that finding and the settle days after it as the
       training window: the new regime's first days, not only the old one's last;
-    - unless the model has a request open (made, not answered by a published version
-      carrying its id, and its window ended less than ``retrain_timeout_days`` ago) or a
+    - unless the model has a request open about this champion (made, not answered by a
+      published version carrying its id, its window ended less than
+      ``retrain_timeout_days`` ago) or a
       candidate in rollout: promoted, it is a new champion with a watch of its own;
       rolled back, the findings gathered meanwhile ask then."""
 
@@ -287,12 +288,16 @@ class DriftTracker:
             self._requests[model] = model_event
             self._unrequested.pop(model, None)
 
-    def open_request(self, model: str, through: date | None) -> ModelEvent | None:
+    def open_request(self, model: str, through: date | None,
+                     champion: str | None = None) -> ModelEvent | None:
         """The model's request still waiting for its answer, with event time judged
-        ``through`` this day."""
+        ``through`` this day; given ``champion``, only one made about that version (a
+        request about a replaced champion is moot)."""
         latest = self._requests.get(model)
         if latest is None or latest.retrain is None or \
                 latest.retrain.request_id in self._answered:
+            return None
+        if champion is not None and latest.retrain.champion_version != champion:
             return None
         if through is not None and \
                 through > latest.retrain.train_end + timedelta(days=self._timeout_days):
@@ -324,7 +329,7 @@ class DriftTracker:
                  now: datetime) -> ModelEvent | None:
         gathered = self._unrequested.get(state.name)
         if gathered is None or gathered.version != state.version or through is None or \
-                self.open_request(state.name, through) is not None:
+                self.open_request(state.name, through, state.version) is not None:
             return None
         if state.rollout is not None:
             return None  # a candidate is being judged: its verdict comes first

@@ -185,6 +185,9 @@ def test_an_open_request_holds_back_a_second_until_answered_or_expired(
     end = request.retrain.train_end
     assert tracker.open_request("trips", end + timedelta(days=14)) == request
     assert tracker.open_request("trips", end + timedelta(days=15)) is None  # expired
+    assert tracker.open_request("trips", end, champion=request.retrain.champion_version) \
+        == request
+    assert tracker.open_request("trips", end, champion="v9") is None  # about another one
     tracker.state(dataclasses.replace(_champion(), version="v2",
                                       retrain_request=request.retrain.request_id))
     assert tracker.open_request("trips", end) is None  # answered
