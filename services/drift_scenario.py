@@ -283,10 +283,10 @@ def run(seconds_per_month: float = 60.0, data: list[str] | None = None,
 
 def _model_events(kafka: KafkaSettings, topics: TopicSettings, codec: Codec
                   ) -> list[ModelEvent]:
-    return [codec.decode(m.value() or b"", ModelEvent)
-            for m in read_partition(kafka, topics.model_events)
-            if codec.decode(m.value() or b"", ModelEvent).kind in (
-                "retrain_requested", "promoted", "rolled_back")]
+    """The retrain requests and the decisions on the model-events topic, decoded once."""
+    decoded = (codec.decode(m.value() or b"", ModelEvent)
+               for m in read_partition(kafka, topics.model_events))
+    return [e for e in decoded if e.kind in ("retrain_requested", "promoted", "rolled_back")]
 
 
 def _publications(kafka: KafkaSettings, topics: TopicSettings, codec: Codec,
