@@ -47,7 +47,7 @@ def trips_from_topics(kafka: KafkaSettings, topics: TopicSettings, codec: Codec,
                       start: date, end: date) -> tuple[TripFrame, CleanReport]:
     """Every trip picked up on ``start``..``end`` whose request and actual are both still
     on their topics, cleaned as the trainer cleans trip files."""
-    # records arrive roughly in event time: a day past the window's end, it is complete
+    # records arrive roughly in event time: _LATE past the window's end, it is complete
     beyond = datetime.combine(end, time()) + _LATE
     requests = {r.trip_id: r for r in _decoded(kafka, topics.records, topics.partitions,
                                                 codec, TripRequest,
