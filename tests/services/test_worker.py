@@ -143,8 +143,10 @@ def test_a_bad_v3_is_refused_while_v2_keepsserving(
     worker = workers.make("w1").start()
     worker.wait_ready("v2")
 
-    missing = publish(quick_model, "trips", publisher, version="v3-missing").metadata
-    open_store(gcs, missing.storage_uri).delete_dir(missing.storage_uri)
+    # an event naming a version whose folder holds nothing (announced, never uploaded: a
+    # publish-then-delete raced the worker, which could load it in between)
+    announce(publisher, dataclasses.replace(v2, version="v3-missing", storage_uri=(
+        artifact_uri(gcs.uri, "trips", "v3-missing"))))
     wait_for(lambda: len(read_model_events(kafka, topics)) >= 2, 60, "the refusal")
     in_place = artifact_uri(gcs.uri, "trips", "v3-checksum")
     open_store(gcs, in_place).upload_dir(quick_model, in_place)
