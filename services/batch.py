@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -91,7 +91,9 @@ class BatchResult:
     predicted: list[tuple[str, list[tuple[str, float]], int]] = field(default_factory=list)
     served_by: Counter[str] = field(default_factory=Counter)  # main-topic predictions
     shadowed_by: Counter[str] = field(default_factory=Counter)
-    request_times_ms: list[int] = field(default_factory=list)
+    # per version that answered: when each of its trips was requested (end-to-end latency)
+    request_times_ms: defaultdict[str, list[int]] = field(
+        default_factory=lambda: defaultdict(list))
     inference_seconds: float = 0.0
     candidate_seconds: float = 0.0
     candidate_scored: int = 0  # rows the candidate was asked to score
@@ -275,7 +277,7 @@ def score_batch(messages: Sequence[Message], predictor: Predictor, model_name: s
             continue
         result.predictions.append(Outcome(key, write(trip_id, served, answer, requested_ms)))
         result.served_by[served] += 1
-        result.request_times_ms.append(requested_ms)
+        result.request_times_ms[served].append(requested_ms)
         result.predicted.append((trip_id, [(v, p) for v, p in ((model_version, champion),
                                                                (other_version, challenger))
                                            if p is not None], msg.partition() or 0))

@@ -36,6 +36,7 @@ from services.batch import BatchResult, Candidate, dead_letter, dead_letter_key,
 from services.drift import DriftMonitor
 from services.evaluation import Change, LiveEvaluator
 from services.evidence import EvidenceWindow
+from services.lag import ConsumerLag
 from services.loader import LoadedVersion
 from services.metrics import Metrics
 from services.model_slot import ModelSlot
@@ -78,6 +79,7 @@ class ScoringLoop:
         self._delivery_error: KafkaError | None = None
         self._in_batch = False  # a batch is consumed but not yet fully produced
         self.assigned: list[TopicPartition] = []
+        self._lag = ConsumerLag(metrics)
 
     def start(self) -> None:
         self._thread.start()
@@ -116,12 +118,14 @@ class ScoringLoop:
         self.assigned = list(partitions)
         event(log, "scoring.assigned", partitions=[f"{p.topic}[{p.partition}]"
                                                    for p in partitions])
+        self._lag.assigned(consumer_, partitions, self._s.kafka.request_timeout_s)
         if self._s.evaluate:
             self._restore(partitions)
 
     def _on_revoke(self, consumer_: Any, partitions: list[TopicPartition]) -> None:
         # Between batches the positions are exactly what is done: commit them before giving
         # the partitions up. Not after a failed batch (close() revokes too): it is redone.
+        self._lag.revoked(partitions)
         if self._in_batch:
             self.assigned = []
             return
@@ -138,6 +142,7 @@ class ScoringLoop:
             # co-partitioned: a trip's request and its actual go to the same worker
             "partition.assignment.strategy": "range",
             "fetch.wait.max.ms": max(1, int(s.batch_wait_s * 1000)),
+            "on_commit": self._lag.committed,
         })
         # delivery keeps retrying through a broker outage, for as long as the loop waits
         writer = producer(s.kafka, **OUTPUT_PRODUCER,
@@ -155,6 +160,7 @@ class ScoringLoop:
         try:
             while not self._stop.is_set():
                 messages = reader.consume(s.batch_size, s.batch_wait_s)
+                self._lag.show(reader, self.assigned)
                 if not messages:  # idle: the last counts must not wait for the next record
                     self._flush_drift(writer)
                 if messages:
@@ -334,9 +340,13 @@ class ScoringLoop:
             if result.candidate_failures:
                 m.candidate_failures.labels(challenger.version).inc(result.candidate_failures)
         if result.predictions:
-            m.inference_seconds.observe(result.inference_seconds)
-            for requested_ms in result.request_times_ms:
-                m.end_to_end_seconds.observe(max(0.0, now - requested_ms / 1000))
+            m.inference_seconds.labels(loaded.version).observe(result.inference_seconds)
+            if challenger is not None and result.candidate_scored:
+                m.inference_seconds.labels(challenger.version).observe(result.candidate_seconds)
+            for version, times_ms in result.request_times_ms.items():
+                end_to_end = m.end_to_end_seconds.labels(version)
+                for requested_ms in times_ms:
+                    end_to_end.observe(max(0.0, now - requested_ms / 1000))
             if self._s.evaluate:
                 self._log_changes(writer, self._evaluator.predicted(result.predicted))
 

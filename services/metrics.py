@@ -11,6 +11,8 @@ from prometheus_client import (
     generate_latest,
 )
 
+from edml.contracts import ModelMetadata
+
 __all__ = ["Metrics"]
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
@@ -31,10 +33,16 @@ class Metrics:
         self.batch_size = Histogram("edml_batch_size_records", "Records per micro-batch",
                                     buckets=_BATCH_BUCKETS, registry=r)
         self.inference_seconds = Histogram("edml_inference_seconds", "Model call per batch",
-                                           buckets=_LATENCY_BUCKETS, registry=r)
+                                           ["model_version"], buckets=_LATENCY_BUCKETS,
+                                           registry=r)
         self.end_to_end_seconds = Histogram(
-            "edml_end_to_end_seconds", "Request timestamp to prediction produced",
-            buckets=_LATENCY_BUCKETS, registry=r)
+            "edml_end_to_end_seconds", "Request timestamp to prediction produced, by the "
+            "version that answered", ["model_version"], buckets=_LATENCY_BUCKETS, registry=r)
+        self.consumer_lag = Gauge(
+            "edml_consumer_lag_records", "Records in an assigned partition past this worker's "
+            "committed offset (the high watermark of its last fetch minus the commit)",
+            ["topic", "partition"], registry=r)
+        self.ready = Gauge("edml_worker_ready", "1 while /readyz answers ready", registry=r)
         self.model_info = Gauge("edml_model_info", "The serving model version (value 1)",
                                 ["model_name", "model_version"], registry=r)
         self.model_load_seconds = Histogram("edml_model_load_seconds", "Fetch, verify, load "
@@ -42,6 +50,13 @@ class Metrics:
                                             buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60))
         self.model_load_failures = Counter("edml_model_load_failures", "Versions refused",
                                            ["model_version", "kind"], registry=r)
+        self.model_refused = Gauge(
+            "edml_model_refused", "A version this worker refused, until a version loads "
+            "after it (value 1)", ["model_version", "kind"], registry=r)
+        self.offline_mae_minutes = Gauge(
+            "edml_model_offline_mae_minutes", "The MAE a version in use had on its held-out "
+            "trips at training (its metadata's metrics.mae_minutes)", ["model_version"],
+            registry=r)
         self.dependency_failures = Counter(
             "edml_dependency_failures", "Batches that waited because a dependency failed "
             "(the records wait in Kafka; none is dead-lettered)", ["dependency"], registry=r)
@@ -66,16 +81,38 @@ class Metrics:
             "arrived: the candidate's absolute error minus the champion's (the mean is "
             "_sum / _count; negative: the candidate is closer)",
             ["champion_version", "candidate_version"], registry=r)
+        self._in_use: dict[str, ModelMetadata | None] = {}
 
-    def candidate(self, version: str | None, mode: str = "", weight: float = 0.0) -> None:
+    def candidate(self, metadata: ModelMetadata | None, mode: str = "",
+                  weight: float = 0.0) -> None:
         self.candidate_info.clear()
-        if version is not None:
-            self.candidate_info.labels(version, mode).set(weight)
+        if metadata is not None:
+            self.candidate_info.labels(metadata.version, mode).set(weight)
+        self._in_use["candidate"] = metadata
+        self._show_offline_mae()
 
-    def serving(self, name: str, version: str | None) -> None:
+    def serving(self, name: str, metadata: ModelMetadata | None) -> None:
         self.model_info.clear()
-        if version is not None:
-            self.model_info.labels(name, version).set(1)
+        if metadata is not None:
+            self.model_info.labels(name, metadata.version).set(1)
+        self._in_use["champion"] = metadata
+        self._show_offline_mae()
+
+    def loaded(self, load_seconds: float) -> None:
+        """A version loaded: what was refused before it is no longer the news."""
+        self.model_load_seconds.observe(load_seconds)
+        self.model_refused.clear()
+
+    def refused(self, version: str, kind: str) -> None:
+        self.model_load_failures.labels(version, kind).inc()
+        self.model_refused.labels(version, kind).set(1)
+
+    def _show_offline_mae(self) -> None:
+        self.offline_mae_minutes.clear()
+        for metadata in self._in_use.values():
+            mae = metadata.metrics.get("mae_minutes") if metadata is not None else None
+            if metadata is not None and mae is not None:
+                self.offline_mae_minutes.labels(metadata.version).set(mae)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

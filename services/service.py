@@ -35,6 +35,7 @@ class ScoringService(Service):
     def __init__(self, settings: ScoringSettings, metrics: Metrics, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.settings, self.metrics = settings, metrics
+        metrics.ready.set_function(lambda: float(self.is_ready))
         self.codec = Codec.from_settings(settings.registry)
         self.slot = ModelSlot()
         self._events = producer(settings.kafka)

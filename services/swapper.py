@@ -122,7 +122,7 @@ class ModelSwapper:
         wanted = rollout.candidate
         if have is not None and _same(have.metadata, wanted):
             self._slot.set_candidate(have, rollout.mode, rollout.weight)
-            self._metrics.candidate(have.version, rollout.mode, rollout.weight)
+            self._metrics.candidate(have.metadata, rollout.mode, rollout.weight)
             return
         try:
             if self._table is not None and self._table.is_retired(wanted):
@@ -137,8 +137,8 @@ class ModelSwapper:
             self._failed(wanted, exc)
             return
         self._slot.set_candidate(loaded, rollout.mode, rollout.weight)
-        self._metrics.candidate(loaded.version, rollout.mode, rollout.weight)
-        self._metrics.model_load_seconds.observe(loaded.load_seconds)
+        self._metrics.candidate(loaded.metadata, rollout.mode, rollout.weight)
+        self._metrics.loaded(loaded.load_seconds)
         event(log, "candidate.scoring", model=wanted.name, version=wanted.version,
               mode=rollout.mode, weight=rollout.weight, champion=state.version,
               load_s=round(loaded.load_seconds, 3))
@@ -177,8 +177,8 @@ class ModelSwapper:
             if previous is not None and previous.version != loaded.version:
                 self._table.set_fallback(previous.metadata)
             self._table.set_serving(loaded.metadata)
-        self._metrics.serving(metadata.name, metadata.version)
-        self._metrics.model_load_seconds.observe(loaded.load_seconds)
+        self._metrics.serving(metadata.name, metadata)
+        self._metrics.loaded(loaded.load_seconds)
         event(log, "model.swapped", model=metadata.name, version=metadata.version,
               previous=previous.version if previous else None,
               load_s=round(loaded.load_seconds, 3))
@@ -217,7 +217,7 @@ class ModelSwapper:
 
     def reject(self, offset: int, why: str, version: str = "") -> None:
         """A model-topic event this worker cannot act on: the alert, nothing else changes."""
-        self._metrics.model_load_failures.labels(version, "RejectedEvent").inc()
+        self._metrics.refused(version, "RejectedEvent")
         self._report_safely(ModelEvent(
             model_name=self._name, model_version=version, kind="rejected",
             worker=self._worker, at=datetime.now(UTC), error_kind="RejectedEvent",
@@ -233,8 +233,8 @@ class ModelSwapper:
             self._table.retire(metadata)
             if now is not None:
                 self._table.set_serving(now.metadata)
-        self._metrics.model_load_failures.labels(metadata.version, type(exc).__name__).inc()
-        self._metrics.serving(metadata.name, now.version if now else None)
+        self._metrics.refused(metadata.version, type(exc).__name__)
+        self._metrics.serving(metadata.name, now.metadata if now else None)
         event(log, "model.retired", logging.ERROR, model=metadata.name,
               version=metadata.version, error=str(exc), now_serving=now.version if now else None)
         self._tell(metadata, "retired", error_kind=type(exc).__name__, message=str(exc)[:1000])
@@ -242,7 +242,7 @@ class ModelSwapper:
 
     def _refuse(self, metadata: ModelMetadata, exc: EdmlError) -> None:
         kind = type(exc).__name__
-        self._metrics.model_load_failures.labels(metadata.version, kind).inc()
+        self._metrics.refused(metadata.version, kind)
         current = self._slot.current
         event(log, "model.refused", logging.ERROR, model=metadata.name,
               version=metadata.version, error_kind=kind, error=str(exc),

@@ -16,7 +16,9 @@ import pytest
 from edml.kafka import ensure_topics, topic_specs
 from edml.local import LocalStack, StackSettings
 from edml.settings import KafkaSettings, StorageSettings, TopicSettings
+from model_publisher.settings import PublisherSettings
 from tests.leaks import children_of
+from tests.services.workers import Workers
 
 
 @pytest.fixture(autouse=True)
@@ -92,3 +94,20 @@ def gcs(stack: LocalStack) -> StorageSettings:
         uri=f"{stack.storage_uri}/{uuid.uuid4().hex[:10]}", endpoint=stack.storage_endpoint,
         timeout_s=10.0,
     )
+
+
+@pytest.fixture
+def publisher(kafka: KafkaSettings, topics: TopicSettings, gcs: StorageSettings
+              ) -> PublisherSettings:
+    """Publishes to this test's topics and storage folder."""
+    return PublisherSettings(kafka=kafka, topics=topics, storage=gcs, git_commit="abc1234")
+
+
+@pytest.fixture
+def workers(kafka: KafkaSettings, topics: TopicSettings, gcs: StorageSettings,
+            tmp_path: Path) -> Iterator[Workers]:
+    """Real scoring workers on this test's topics, every one stopped after the test."""
+    pool = Workers(kafka, topics, gcs, tmp_path)
+    yield pool
+    for worker in pool.started:
+        worker.stop()

@@ -15,8 +15,9 @@ import yaml
 from kubernetes_validate.utils import latest_version
 
 from services.settings import ScoringSettings
-from services.web import HEALTH_PATH, READY_PATH
+from services.web import HEALTH_PATH, METRICS_PATH, READY_PATH
 from tests.k8s.render import render
+from tests.ops.prometheus import binary
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "k8s"
@@ -222,3 +223,24 @@ def test_one_retrainer_answers_requests_as_the_publisher_with_a_writable_work_di
     mounts = {m["mountPath"] for m in container["volumeMounts"]}
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert env["EDML_RETRAIN_WORK_DIR"].startswith("/work/") and "/work" in mounts
+
+
+def test_the_pod_monitor_scrapes_every_scoring_pod_as_the_job_the_alerts_select(
+        overlay: Path) -> None:
+    monitoring = _by_kind(render(K8S / "monitoring"))
+    monitor = monitoring["PodMonitor/edml-scoring"]["spec"]
+    pod = _scoring(render(overlay))["spec"]["template"]
+    labels = pod["metadata"]["labels"]
+    assert monitor["selector"]["matchLabels"].items() <= labels.items()
+    assert labels[monitor["jobLabel"]] == "edml-scoring"  # the alerts' up{job="edml-scoring"}
+    ports = {p["name"] for c in pod["spec"]["containers"] for p in c.get("ports", [])}
+    for endpoint in monitor["podMetricsEndpoints"]:
+        assert endpoint["port"] in ports and endpoint["path"] == METRICS_PATH
+
+
+def test_the_prometheus_rule_is_a_rule_file_promtool_accepts(tmp_path: Path) -> None:
+    rule = _by_kind(render(K8S / "monitoring"))["PrometheusRule/edml-scoring"]
+    (tmp_path / "rules.yml").write_text(yaml.safe_dump(rule["spec"]))
+    out = subprocess.run([binary("promtool"), "check", "rules", str(tmp_path / "rules.yml")],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "SUCCESS" in out.stdout, out.stdout + out.stderr
