@@ -21,6 +21,7 @@ from services.metrics import Metrics
 __all__ = ["ConsumerLag"]
 
 _EVERY_S = 1.0  # a scrape every few seconds needs no fresher figure
+_ASK_S = 5.0  # the longest the group's committed offsets are waited for on assignment
 
 
 class ConsumerLag:
@@ -34,7 +35,8 @@ class ConsumerLag:
                  timeout_s: float) -> None:
         """Learn where the group stands on newly assigned partitions (one OffsetFetch)."""
         try:
-            committed = consumer.committed(partitions, timeout=timeout_s)
+            # bounded: this runs inside the rebalance callback, and a figure can wait
+            committed = consumer.committed(partitions, timeout=min(timeout_s, _ASK_S))
         except Exception:  # only the gauge waits for this worker's first commit
             return
         self._note(committed)
