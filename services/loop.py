@@ -31,13 +31,13 @@ from edml.contracts import TripCompleted
 from edml.errors import BrokerError, ContractError, RegistryUnavailable, UnfitModel
 from edml.event_time import day_number
 from edml.kafka import consumer, ensure_topics, producer, read_partition
+from edml.loader import LoadedVersion
 from edml.logs import event, get_logger
 from services.batch import BatchResult, Candidate, dead_letter, dead_letter_key, score_batch
 from services.drift import DriftMonitor
 from services.evaluation import Change, LiveEvaluator
 from services.evidence import EvidenceWindow
 from services.lag import ConsumerLag
-from services.loader import LoadedVersion
 from services.metrics import Metrics
 from services.model_slot import ModelSlot
 from services.settings import ScoringSettings

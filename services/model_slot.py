@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, replace
 
-from services.loader import LoadedVersion
+from edml.loader import LoadedVersion
 
 __all__ = ["Lineup", "ModelSlot"]
 

@@ -12,11 +12,11 @@ from mode import Service
 from edml.codec import Codec
 from edml.contracts import ModelEvent
 from edml.kafka import flush_or_raise, producer
+from edml.loader import ModelLoader
 from edml.logs import event, get_logger
 from services.drift import DriftMonitor
 from services.evaluation import LiveEvaluator
 from services.evidence import EvidenceWindow
-from services.loader import ModelLoader
 from services.loop import ScoringLoop
 from services.metrics import Metrics
 from services.model_follower import ModelFollower

@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 
 from edml.contracts import ModelEvent, ModelMetadata
 from edml.errors import ArtifactError, EdmlError, StorageError, UnfitModel
+from edml.loader import LoadedVersion, ModelLoader
 from edml.logs import event, get_logger
-from services.loader import LoadedVersion, ModelLoader
 from services.metrics import Metrics
 from services.model_slot import ModelSlot
 from services.model_table import ModelTable

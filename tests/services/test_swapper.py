@@ -10,9 +10,9 @@ from typing import Any
 
 from edml.contracts import ModelEvent, ModelMetadata, RolloutPolicy
 from edml.errors import ArtifactError, StorageError
+from edml.loader import LoadedVersion
 from edml.samples import sample_events
 from edml.serving_state import champion, promoted, with_candidate
-from services.loader import LoadedVersion
 from services.metrics import Metrics
 from services.model_slot import ModelSlot
 from services.swapper import ModelSwapper

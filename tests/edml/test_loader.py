@@ -11,12 +11,12 @@ import pytest
 from edml.artifacts import artifact_uri, checksum_of
 from edml.contracts import ModelMetadata, TensorSpec
 from edml.errors import ArtifactError, ModelError, StorageError
+from edml.loader import ModelLoader
 from edml.local.processes import free_port
 from edml.samples import sample_events
 from edml.savedmodel import load_savedmodel
 from edml.settings import StorageSettings
 from edml.storage import FileStore
-from services.loader import ModelLoader
 
 pytestmark = pytest.mark.tf
 

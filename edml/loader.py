@@ -1,5 +1,7 @@
-"""Loading a model version off the hot path: fetch the artifact into the local cache, verify
-its checksum, load it, check its signature against the records, warm it up.
+"""Loading a model version: fetch the artifact into the local cache, verify its checksum,
+load it, check its signature against the records, warm it up. The scoring worker does it
+off its hot path before a swap; batch scoring does it once per version and process, so a
+version scores history exactly as it scores the stream.
 
 Cached artifacts are kept under ``<data dir>/cache/NAME/VERSION`` and reused after a
 restart (verified again, so a damaged cache is fetched anew).
