@@ -25,7 +25,7 @@ __all__ = ["main"]
 
 # The parts that add subcommands, each with register(subparsers) in its cli module.
 PARTS: tuple[str, ...] = ("trainer.cli", "model_publisher.cli", "services.cli",
-                          "controller.cli", "retrainer.cli")
+                          "controller.cli", "retrainer.cli", "batch_scoring.cli")
 
 Handler = Callable[[argparse.Namespace], int]
 

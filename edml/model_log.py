@@ -26,6 +26,7 @@ log = get_logger(__name__)
 class ModelEntry:
     offset: int
     metadata: ModelMetadata
+    timestamp_ms: int = 0  # when the event was produced (its Kafka timestamp)
 
 
 def read_model_log(kafka: KafkaSettings, topic: str, codec: Codec) -> list[ModelEntry]:
@@ -46,7 +47,7 @@ def read_model_log(kafka: KafkaSettings, topic: str, codec: Codec) -> list[Model
             event(log, "model_event.undecodable", logging.WARNING, topic=topic,
                   offset=msg.offset(), error=str(exc))
             continue
-        entries.append(ModelEntry(msg.offset() or 0, metadata))
+        entries.append(ModelEntry(msg.offset() or 0, metadata, msg.timestamp()[1]))
     return entries
 
 

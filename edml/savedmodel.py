@@ -27,6 +27,7 @@ __all__ = [
     "check_answers",
     "load_savedmodel",
     "smoke_test",
+    "usable",
 ]
 
 SERVING_SIGNATURE = "serving_default"
@@ -41,6 +42,13 @@ class Predictor(Protocol):
     def signature(self) -> ModelSignature: ...
 
     def predict(self, columns: dict[str, np.ndarray]) -> np.ndarray: ...
+
+
+def usable(predictions: np.ndarray) -> np.ndarray:
+    """Per row: is the model's answer a duration (finite and positive)? Where it is not, the
+    stream dead-letters the trip and batch scoring leaves its prediction empty."""
+    mask: np.ndarray = np.isfinite(predictions) & (predictions > 0)
+    return mask
 
 
 def check_answers(predictions: np.ndarray, rows: int, what: str) -> None:

@@ -79,8 +79,11 @@ def current_state(settings: PublisherSettings, name: str) -> ModelMetadata | Non
     return entry.metadata if entry is not None else None
 
 
-def announce(settings: PublisherSettings, metadata: ModelMetadata) -> int:
-    """Produce one metadata event keyed by model name; return its offset once delivered."""
+def announce(settings: PublisherSettings, metadata: ModelMetadata,
+             at: datetime | None = None) -> int:
+    """Produce one metadata event keyed by model name, stamped ``at`` (default: now); return
+    its offset once delivered. The stamp is when the state took effect: batch scoring as of
+    a trip's time reads it."""
     codec = Codec.from_settings(settings.registry)
     delivered: dict[str, Any] = {}
 
@@ -89,7 +92,8 @@ def announce(settings: PublisherSettings, metadata: ModelMetadata) -> int:
 
     prod = producer(settings.kafka)
     prod.produce(settings.topics.models, key=codec.encode(ModelKey(metadata.name)),
-                 value=codec.encode(metadata), on_delivery=on_delivery)
+                 value=codec.encode(metadata), on_delivery=on_delivery,
+                 timestamp=0 if at is None else int(at.timestamp() * 1000))  # 0: now
     flush_or_raise(prod, settings.kafka.request_timeout_s)
     if delivered.get("error") is not None:
         raise BrokerError(f"model event not delivered: {delivered['error']}")
@@ -139,7 +143,7 @@ def publish(model_dir: Path, name: str, settings: PublisherSettings, version: st
     state = champion(metadata, current, "publish") if mode is None else with_candidate(
         current, metadata, mode, weight, policy or RolloutPolicy(), now)
     try:
-        offset = announce(settings, state)
+        offset = announce(settings, state, at=now)
     except BaseException:
         # Nobody was told about this version: remove it, so that a retry can publish it.
         store.delete_dir(uri)

@@ -17,7 +17,7 @@ from edml.codec import Codec
 from edml.columns import input_columns
 from edml.contracts import CANARY, DeadLetter, ShadowPredictions, TripRequest
 from edml.errors import ContractError, InvalidRecord, ModelError, UnfitModel
-from edml.savedmodel import Predictor, check_answers, smoke_test
+from edml.savedmodel import Predictor, check_answers, smoke_test, usable
 
 __all__ = [
     "BatchResult",
@@ -293,6 +293,6 @@ def score_batch(messages: Sequence[Message], predictor: Predictor, model_name: s
 
 def _answers(seconds: np.ndarray, failed: dict[int, ModelError]) -> list[float | None]:
     """Per row: the model's duration, or None where it failed or is no duration."""
-    usable = (np.isfinite(seconds) & (seconds > 0)).tolist()
     return [value if ok and i not in failed else None
-            for i, (value, ok) in enumerate(zip(seconds.tolist(), usable, strict=True))]
+            for i, (value, ok) in enumerate(zip(seconds.tolist(), usable(seconds).tolist(),
+                                                strict=True))]

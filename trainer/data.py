@@ -48,13 +48,17 @@ def parse_months(spec: str) -> list[pd.Period]:
     return list(pd.period_range(start, end, freq="M"))
 
 
-def resolve_sources(specs: Iterable[str], months: list[pd.Period]) -> list[str]:
+def resolve_sources(specs: Iterable[str], months: list[pd.Period] | None) -> list[str]:
     """Paths, folders, globs and URLs; ``tlc:`` expands to the TLC's monthly file URLs, a
-    folder to the trip files in it."""
+    folder to the trip files in it. Files named for a month outside ``months`` are left
+    out; with ``months`` None, none is."""
     sources: list[str] = []
     for spec in specs:
         if spec.startswith("tlc:"):
-            sources += [TLC_URL.format(month=m) for m in parse_months(spec[4:] or str(months[0]))]
+            tlc_months = spec[4:] or (str(months[0]) if months else "")
+            if not tlc_months:
+                raise DataError("tlc: needs its months: tlc:2020-01..2020-03")
+            sources += [TLC_URL.format(month=m) for m in parse_months(tlc_months)]
         elif spec.startswith(("http://", "https://")):
             sources.append(spec)
         elif Path(spec).is_dir():
@@ -70,6 +74,8 @@ def resolve_sources(specs: Iterable[str], months: list[pd.Period]) -> list[str]:
             if not matches:
                 raise DataError(f"no file matches {spec}")
             sources += matches
+    if months is None:
+        return sources
     wanted = {str(m) for m in months}
     # A file named for a month outside the window is not even read.
     return [s for s in sources if (m := _MONTH_IN_NAME.search(Path(s).name)) is None

@@ -3,31 +3,19 @@ machines."""
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
+from edml.report_page import page, png, table
 from trainer.evaluate import Evaluation
 
 __all__ = ["write_report"]
-
-
-def _png(fig: Figure) -> str:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return base64.b64encode(buffer.getvalue()).decode()
 
 
 def _predicted_vs_actual(ev: Evaluation) -> str:
@@ -40,7 +28,7 @@ def _predicted_vs_actual(ev: Evaluation) -> str:
            title="Predicted vs actual (validation)")
     ax.legend(loc="upper left")
     fig.colorbar(hb, label="trips (log)")
-    return _png(fig)
+    return png(fig)
 
 
 def _by(table: pd.DataFrame, title: str, xlabel: str, kind: str) -> str:
@@ -59,7 +47,7 @@ def _by(table: pd.DataFrame, title: str, xlabel: str, kind: str) -> str:
     ax.set(title=title, xlabel=xlabel, ylabel="MAE, minutes")
     ax.grid(alpha=0.3)
     ax.legend()
-    return _png(fig)
+    return png(fig)
 
 
 def _curves(history: dict[str, list[float]]) -> str:
@@ -70,11 +58,7 @@ def _curves(history: dict[str, list[float]]) -> str:
     ax.set(title="Training curves (log seconds)", xlabel="epoch", ylabel="value")
     ax.grid(alpha=0.3)
     ax.legend()
-    return _png(fig)
-
-
-def _table(frame: pd.DataFrame, digits: int = 3) -> str:
-    return str(frame.to_html(float_format=lambda v: f"{v:.{digits}f}", border=0, classes="t"))
+    return png(fig)
 
 
 def write_report(out: Path, ev: Evaluation, history: dict[str, list[float]],
@@ -102,29 +86,17 @@ def write_report(out: Path, ev: Evaluation, history: dict[str, list[float]],
     cleaning = summary.get("cleaning", {})
     dropped = "".join(f"<tr><th>{html.escape(rule)}</th><td>{n:,}</td></tr>"
                       for rule, n in cleaning.get("dropped", {}).items())
-    figures = "".join(f'<h2>{title}</h2><img alt="{title}" src="data:image/png;base64,{png}">'
-                      for title, png in images.items())
+    figures = "".join(f'<h2>{title}</h2><img alt="{title}" src="data:image/png;base64,{data}">'
+                      for title, data in images.items())
     report_path = out / "report.html"
-    report_path.write_text(f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>edml: trip-duration model report</title>
-<style>
-body {{ font: 15px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 960px;
-       color: #222; }}
-table.t, table.f {{ border-collapse: collapse; margin: .5em 0 1.5em; }}
-table.t td, table.t th, table.f td, table.f th {{ padding: .25em .8em;
-  border-bottom: 1px solid #ddd; text-align: right; }}
-table.f th {{ text-align: left; }}
-img {{ max-width: 100%; }}
-</style></head><body>
-<h1>Trip-duration model: evaluation</h1>
+    body = f"""<h1>Trip-duration model: evaluation</h1>
 <p>Validation on the latest months, against two baselines computed in the same run.
 Errors in minutes.</p>
-{_table(ev.overall)}
+{table(ev.overall)}
 <table class="f">{facts}</table>
 <h2>Cleaning</h2><table class="f">{dropped}</table>
 {figures}
-<h2>By hour</h2>{_table(ev.by_hour, 2)}
-<h2>By borough</h2>{_table(ev.by_borough, 2)}
-</body></html>
-""")
+<h2>By hour</h2>{table(ev.by_hour, 2)}
+<h2>By borough</h2>{table(ev.by_borough, 2)}"""
+    report_path.write_text(page("edml: trip-duration model report", body))
     return report_path, metrics_path

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import time
 import urllib.error
@@ -13,24 +12,15 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from edml.local.processes import free_port, spawn, stop
+from tests.system_packages import debian_binary
 
 
 def binary(name: str) -> str:
-    """The path of ``name`` (promtool, prometheus), or skip: where it cannot be installed.
-    Where it can (root with apt), the README's test command installed it: missing is a
-    failure there, not a skip."""
-    path = shutil.which(name)
-    if path is not None:
-        return path
-    if os.geteuid() == 0 and shutil.which("apt-get"):
-        pytest.fail(f"{name} is missing on a machine that is root with apt: the README's "
-                    "test command installs Debian's prometheus package (ci/system-packages.sh)")
-    pytest.skip(f"{name} is not installed, and cannot be here (not root with apt): install "
-                "Debian's prometheus package to run this test")
+    """promtool or prometheus, from Debian's prometheus package."""
+    return debian_binary(name, "prometheus package")
 
 
 class Prometheus:
