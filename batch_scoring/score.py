@@ -19,10 +19,10 @@ from batch_scoring.versions import Versions
 from edml.columns import input_columns
 from edml.contracts import ModelMetadata
 from edml.loader import ModelLoader
-from edml.savedmodel import LoadedModel, usable
+from edml.savedmodel import LoadedModel, Predictor, usable
 from edml.settings import StorageSettings
 
-__all__ = ["OUTPUT_SCHEMA", "Plan", "SourceResult", "part_name", "score_source"]
+__all__ = ["OUTPUT_SCHEMA", "Plan", "SourceResult", "part_name", "predict_trips", "score_source"]
 
 OUTPUT_SCHEMA = pa.schema([
     ("trip_id", pa.string()),
@@ -84,17 +84,23 @@ def score_source(plan: Plan, index: int, source: str) -> SourceResult:
     return SourceResult(source, len(trips), int((picked >= 0).sum()))
 
 
-def _scored(trips: pd.DataFrame, model: LoadedModel, version: str) -> pa.Table:
+def predict_trips(trips: pd.DataFrame, model: Predictor) -> np.ndarray:
+    """Per trip, the model's duration in seconds, NaN where it gave none."""
     columns = input_columns(model.signature)
     seconds = np.empty(len(trips), dtype=np.float64)
     for start in range(0, len(trips), _SLICE):
         part = trips.iloc[start:start + _SLICE]
         seconds[start:start + len(part)] = model.predict(columns.from_frame(part))
+    return np.where(usable(seconds), seconds, np.nan)
+
+
+def _scored(trips: pd.DataFrame, model: LoadedModel, version: str) -> pa.Table:
+    seconds = predict_trips(trips, model)
     return pa.table({
         "trip_id": trips["trip_id"].astype(str).to_numpy(),
         "pickup_datetime": trips["pickup_datetime"].to_numpy().astype("datetime64[ms]"),
         "model_version": np.full(len(trips), version, dtype=object),
-        "predicted_duration_seconds": pa.array(seconds, mask=~usable(seconds)),
+        "predicted_duration_seconds": pa.array(seconds, from_pandas=True),
         "actual_duration_seconds": pa.array(trips["duration_seconds"].to_numpy(np.float64),
                                             from_pandas=True),
     }, schema=OUTPUT_SCHEMA)

@@ -24,11 +24,24 @@ def _publish(args: argparse.Namespace) -> int:
     from model_publisher.publish import publish
 
     policy = parse_policy(args.policy)
+    gate = None
+    if args.backtest_days is not None:
+        from batch_scoring.backtest import recent_trips
+        from edml.trip_data import default_trip_data
+        from model_publisher.publish import BacktestGate
+        from trainer.data import resolve_sources
+
+        sources = resolve_sources(args.backtest_data or [default_trip_data().trips], None)
+        cache = Path(".edml/score-cache")
+        gate = BacktestGate(recent_trips(sources, args.backtest_days, cache / "trips"),
+                            args.backtest_days, args.if_worse, cache)
     done = publish(args.model_dir, args.name, settings, version=args.version,
                    storage_uri=args.storage, mode=args.role, weight=args.weight,
-                   policy=policy, retrain_request=args.retrain_request)
+                   policy=policy, retrain_request=args.retrain_request, gate=gate)
     m = done.metadata.candidate or done.metadata
-    role = f"as {args.role} beside {done.metadata.version}" if args.role else "as champion"
+    published_as = done.metadata.rollout.mode if done.metadata.rollout else None
+    role = f"as {published_as} beside {done.metadata.version}" if published_as \
+        else "as champion"
     print(f"published {m.name} {m.version} {role}\n  storage  {m.storage_uri}\n"
           f"  checksum {m.checksum}\n  topic    {settings.topics.models} offset {done.offset}")
     for key, value in sorted(m.metrics.items()):
@@ -177,6 +190,18 @@ def register(sub: Any) -> None:
     publish.add_argument("--retrain-request", metavar="ID",
                          help="the retrain request this version answers (a CI pipeline "
                          "triggered by a retrain_requested event passes its request id)")
+    publish.add_argument("--backtest-days", type=int, metavar="DAYS",
+                         help="first score the version and the current champion on the "
+                         "latest DAYS days of --backtest-data, and refuse a version worse by "
+                         "the rollout policy's margin (see --if-worse); the figures join the "
+                         "version's metrics")
+    publish.add_argument("--backtest-data", action="append", metavar="SOURCE",
+                         help="trip files to backtest on, repeatable (TLC files or TripRequest "
+                         "rows with duration_seconds, as edml score reads them). Default: the "
+                         "shared samples where present, else the trips shipped with edml")
+    publish.add_argument("--if-worse", choices=["refuse", "shadow"], default="refuse",
+                         help="a version the backtest finds worse: refuse it (default), or "
+                         "publish it only as a shadow candidate")
     publish.set_defaults(handler=_publish)
 
     models = sub.add_parser("models", help="list, inspect and roll back published models",

@@ -13,11 +13,12 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from batch_scoring.backtest import backtest
 from edml.artifacts import artifact_uri, checksum_of, validate_name
 from edml.codec import Codec
-from edml.contracts import DataWindow, ModelKey, ModelMetadata, RolloutPolicy
+from edml.contracts import SHADOW, DataWindow, ModelKey, ModelMetadata, RolloutPolicy
 from edml.errors import BrokerError, ModelError
 from edml.kafka import flush_or_raise, producer, require_broker
 from edml.logs import event, get_logger
@@ -30,7 +31,11 @@ from edml.storage import open_store
 from model_publisher.settings import PublisherSettings
 from model_publisher.version import git_commit, make_version
 
-__all__ = ["Published", "announce", "current_state", "publish", "read_training_metadata"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["BacktestGate", "Published", "announce", "current_state", "publish",
+           "read_training_metadata"]
 
 log = get_logger(__name__)
 TRAINING_METADATA = "edml_model.json"  # written by the trainer beside the SavedModel
@@ -100,14 +105,28 @@ def announce(settings: PublisherSettings, metadata: ModelMetadata,
     return int(delivered["offset"])
 
 
+@dataclass(frozen=True)
+class BacktestGate:
+    """Score the candidate and the champion on ``trips`` (the latest ``days`` of history)
+    before publishing; a worse candidate is refused, or with ``if_worse`` "shadow" published
+    only as a shadow candidate."""
+
+    trips: pd.DataFrame
+    days: int
+    if_worse: str = "refuse"  # or SHADOW
+    cache_dir: Path = Path(".edml/score-cache")
+
+
 def publish(model_dir: Path, name: str, settings: PublisherSettings, version: str | None = None,
             storage_uri: str | None = None, now: datetime | None = None,
             mode: str | None = None, weight: float = 0.0,
             policy: RolloutPolicy | None = None,
-            retrain_request: str | None = None) -> Published:
+            retrain_request: str | None = None,
+            gate: BacktestGate | None = None) -> Published:
     """Upload and announce a version: as the champion (``mode`` None), or as a candidate
     beside the current champion (``mode`` shadow or canary, with ``weight`` and ``policy``).
-    ``retrain_request`` names the retrain request the version was trained for.
+    ``retrain_request`` names the retrain request the version was trained for; ``gate``
+    backtests it against the champion first (its figures join the version's metrics).
     """
     now = now or datetime.now(UTC)
     validate_name("model name", name)
@@ -118,6 +137,20 @@ def publish(model_dir: Path, name: str, settings: PublisherSettings, version: st
     if mode is not None:  # refuse before uploading anything
         check_candidate(current, name, version, mode, weight)
     model = _smoke_test(model_dir)
+    backtested: dict[str, float] = {}
+    if gate is not None and current is not None:
+        result = backtest(model, version, current.version_only(), gate.trips, settings.storage,
+                          gate.cache_dir, policy or RolloutPolicy(), gate.days)
+        event(log, "model.backtested", model=name, version=version,
+              champion=current.version, worse=result.worse, result=result.why)
+        if result.worse:
+            if gate.if_worse != SHADOW:
+                raise ModelError(f"{name} {version} is worse than the champion "
+                                 f"{current.version} on the backtest: {result.why}")
+            # judged again on live trips, and never answering one meanwhile
+            mode, weight = SHADOW, 0.0
+            check_candidate(current, name, version, mode, weight)
+        backtested = result.metrics()
     training = read_training_metadata(model_dir)
     profile = Profile.read(model_dir)  # ModelError for a malformed one: refused here
     checksum = checksum_of(model_dir)
@@ -132,7 +165,7 @@ def publish(model_dir: Path, name: str, settings: PublisherSettings, version: st
     metadata = ModelMetadata(
         name=name, version=version, storage_uri=uri, checksum=checksum,
         signature=model.signature,
-        metrics={k: float(v) for k, v in training.get("metrics", {}).items()},
+        metrics={k: float(v) for k, v in training.get("metrics", {}).items()} | backtested,
         data_window=DataWindow(date.fromisoformat(window.get("start", str(now.date()))),
                                date.fromisoformat(window.get("end", str(now.date())))),
         created_at=now.replace(microsecond=(now.microsecond // 1000) * 1000),

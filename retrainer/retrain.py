@@ -25,7 +25,7 @@ from edml.errors import BrokerError, DataError, DecodeError, ModelError
 from edml.kafka import consumer
 from edml.logs import event, get_logger
 from edml.storage import check_artifact_location, download_verified, open_store
-from model_publisher.publish import Published, current_state, publish
+from model_publisher.publish import BacktestGate, Published, current_state, publish
 from model_publisher.settings import PublisherSettings
 from retrainer.dataset import trips_from_topics
 from retrainer.settings import RetrainSettings
@@ -107,13 +107,17 @@ def retrain(settings: RetrainSettings, request: ModelEvent) -> Published | None:
     event(log, "retrain.training", model=name, request=request_id, trips=len(trips),
           window=f"{r.train_start}..{r.train_end}", source="files" if settings.data
           else "topics", warm_start_from=state.version if champion is not None else None)
-    outcome = train_on(split_by_days(trips, settings.validation_days),
-                       TrainSettings(out=settings.work_dir / r.request_id,
-                                     epochs=settings.epochs, quick=settings.quick,
-                                     batch_size=settings.batch_size), cleaning,
+    split = split_by_days(trips, settings.validation_days)
+    outcome = train_on(split, TrainSettings(out=settings.work_dir / r.request_id,
+                                            epochs=settings.epochs, quick=settings.quick,
+                                            batch_size=settings.batch_size), cleaning,
                        start_from=champion)
+    # the days it was validated on, not fitted on: a candidate clearly worse than the
+    # champion there is not worth a rollout (ModelError: the request is passed over)
+    gate = BacktestGate(split.valid, settings.validation_days, "refuse",
+                        settings.work_dir / "score-cache") if settings.backtest else None
     published = publish(outcome.model_dir, name, publisher, mode=SHADOW,
-                        retrain_request=request_id)
+                        retrain_request=request_id, gate=gate)
     candidate = published.metadata.candidate
     event(log, "retrain.published", model=name, request=request_id, role=SHADOW,
           version=candidate.version if candidate is not None else None)

@@ -30,6 +30,8 @@ class RetrainSettings(BaseSettings):
     epochs: int = Field(default=6, ge=1)
     batch_size: int = Field(default=256, ge=16)  # a few weeks of trips: smaller steps
     quick: bool = False  # one epoch on a few thousand rows: tests and the demo
+    # backtest each candidate against the champion on its validation days before publishing
+    backtest: bool = True
     git_commit: str | None = Field(
         default=None,
         validation_alias=AliasChoices("EDML_RETRAIN_GIT_COMMIT", "CI_COMMIT_SHA", "GITHUB_SHA"),
