@@ -38,7 +38,7 @@ def run_local(plan: Plan, sources: Sequence[str], progress: bool = True
 
 def run_spark(plan: Plan, sources: Sequence[str], master: str) -> list[SourceResult]:
     """On the Spark master ``master`` (``local[2]``, ``spark://...``, ``yarn``, ``k8s://...``;
-    under ``spark-submit`` the master it was given). The executors must reach the sources,
+    empty: the one spark-submit was given). The executors must reach the sources,
     the model storage and ``plan.out``: on a cluster, shared or object-store paths."""
     if shutil.which("java") is None and "JAVA_HOME" not in os.environ:
         raise ConfigError("the Spark engine needs Java 17 or newer: install Debian's "
@@ -48,8 +48,8 @@ def run_spark(plan: Plan, sources: Sequence[str], master: str) -> list[SourceRes
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     from pyspark.sql import SparkSession
 
-    spark = (SparkSession.builder.master(master).appName("edml score")
-             .config("spark.ui.enabled", "false").getOrCreate())
+    builder = SparkSession.builder.appName("edml score").config("spark.ui.enabled", "false")
+    spark = (builder.master(master) if master else builder).getOrCreate()
     try:
         jobs = spark.createDataFrame(list(enumerate(sources)), "index int, source string") \
             .repartition(max(1, len(sources)), "index")
