@@ -13,6 +13,7 @@ COPY model_publisher ./model_publisher
 COPY services ./services
 COPY controller ./controller
 COPY retrainer ./retrainer
+COPY batch_scoring ./batch_scoring
 COPY data/nyc-taxi ./data/nyc-taxi
 RUN python -m venv /opt/edml \
  && /opt/edml/bin/pip install --no-cache-dir -c constraints.txt .

@@ -14,6 +14,7 @@ costs. The stream's rate is measured from the predictions it wrote (first to las
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import sys
 import tempfile
@@ -96,6 +97,13 @@ def main() -> None:
     if args.rounds < 2 or args.seconds < 10:
         parser.error("at least 2 rounds of at least 10 s each: a shorter run is not a figure")
     work = Path(tempfile.mkdtemp(prefix="edml-bench-batch-"))
+    try:
+        _bench(args, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # a million rows, three times over
+
+
+def _bench(args: argparse.Namespace, work: Path) -> None:
     model = model_dir(args.model)
     files = history(args.rows, work)
     print(f"[{stamp()}] {args.rows:,} rows in {len(files)} files under {work}", flush=True)
@@ -147,7 +155,7 @@ def _stream(stack: LocalStack, model: Path, files: list[str], work: Path, rows: 
     fill(kafka, topics.records, [CODEC.encode_record(TripRequest.SCHEMA, {
         k: (None if pd.isna(v) else v) for k, v in record.items()}) for record in records])
     publish(model, "bench", PublisherSettings(
-        kafka=kafka, topics=topics, storage=stack.storage_settings()), version="v1")
+        kafka=kafka, topics=topics, storage=stack.storage_settings()), version="v1-stream")
     port = free_port()
     print(f"[{stamp()}] the stream: {rows:,} records through one worker", flush=True)
     rate, got = _run([sys.executable, "-m", "edml.cli", "serve"],

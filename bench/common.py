@@ -36,7 +36,12 @@ def requests(n: int) -> list[bytes]:
 def fill(kafka: KafkaSettings, topic: str, values: list[bytes]) -> None:
     prod = producer(kafka, **{"linger.ms": 20, "batch.num.messages": 10000})
     for i, value in enumerate(values):
-        prod.produce(topic, key=f"t{i}".encode(), value=value)
+        while True:
+            try:
+                prod.produce(topic, key=f"t{i}".encode(), value=value)
+                break
+            except BufferError:  # the client's queue is full: let the broker catch up
+                prod.poll(0.5)
         if i % 10000 == 0:
             prod.poll(0)
     flush_or_raise(prod, 60)
