@@ -118,7 +118,6 @@ class ScoringLoop:
         self.assigned = list(partitions)
         event(log, "scoring.assigned", partitions=[f"{p.topic}[{p.partition}]"
                                                    for p in partitions])
-        self._lag.assigned(consumer_, partitions, self._s.kafka.request_timeout_s)
         if self._s.evaluate:
             self._restore(partitions)
 
@@ -160,7 +159,7 @@ class ScoringLoop:
         try:
             while not self._stop.is_set():
                 messages = reader.consume(s.batch_size, s.batch_wait_s)
-                self._lag.show(reader, self.assigned)
+                self._lag.show(reader, self.assigned, s.kafka.request_timeout_s)
                 if not messages:  # idle: the last counts must not wait for the next record
                     self._flush_drift(writer)
                 if messages:

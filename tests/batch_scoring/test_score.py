@@ -62,8 +62,8 @@ def test_a_trip_scored_in_batch_gets_the_number_the_stream_gave_it(
     batch = _scored(tmp_path / "out")
     assert summary.rows == summary.scored == 300 and set(batch["model_version"]) == {"v1"}
     # the same float32 answer: TensorFlow's CPU kernels vectorise across a batch's rows, so
-    # a row's last bit can depend on the batch it was in (micro-batches on the stream, one
-    # slice here); seen here: 299 of 300 bit for bit, one a float32 ulp apart
+    # a row's last bits depend on the batch it was in (micro-batches on the stream, one
+    # slice here), on the stream alone too (README, Batch scoring)
     batch_seconds = batch["predicted_duration_seconds"]
     assert set(batch_seconds.index) == set(streamed)
     np.testing.assert_allclose(batch_seconds.to_numpy(),

@@ -79,8 +79,10 @@ class Prometheus:
         return result
 
     def active_alerts(self) -> dict[str, list[dict[str, str]]]:
-        """The alerts whose expression holds now (pending or firing), with their labels."""
+        """The alerts whose expression holds now, with their labels and their ``state``:
+        pending while their ``for`` runs, then firing."""
         alerts: dict[str, list[dict[str, str]]] = {}
         for alert in self._get("/api/v1/alerts")["alerts"]:
-            alerts.setdefault(alert["labels"]["alertname"], []).append(alert["labels"])
+            alerts.setdefault(alert["labels"]["alertname"], []).append(
+                alert["labels"] | {"state": alert["state"]})
         return alerts

@@ -18,8 +18,10 @@ class Consumer:
 
     def __init__(self, committed: dict[int, int], high: dict[int, int]) -> None:
         self.committed_offsets, self.high = committed, high
+        self.asked = 0
 
     def committed(self, partitions: list[TopicPartition], timeout: float) -> list[TopicPartition]:
+        self.asked += 1
         return [TopicPartition(tp.topic, tp.partition, self.committed_offsets.get(tp.partition,
                                                                                    -1001))
                 for tp in partitions]
@@ -42,31 +44,40 @@ def test_lag_is_the_fetched_high_watermark_minus_the_committed_offset() -> None:
     metrics, now = Metrics(), [0.0]
     lag = ConsumerLag(metrics, clock=lambda: now[0])
     consumer = Consumer(committed={0: 100, 1: 40}, high={0: 150, 1: 40, 2: 9})
-    lag.assigned(consumer, _partitions(0, 1, 2), timeout_s=1)
-    lag.show(consumer, _partitions(0, 1, 2))
+    lag.show(consumer, _partitions(0, 1, 2), timeout_s=1)  # asks the group once
     # partition 2 has no committed offset yet: no figure rather than a wrong one
-    assert _lag(metrics) == {"0": 50, "1": 0}
+    assert consumer.asked == 1 and _lag(metrics) == {"0": 50, "1": 0}
 
     lag.committed(None, [TopicPartition("trips", 0, 140), TopicPartition("trips", 2, 5)])
-    lag.show(consumer, _partitions(0, 1, 2))
+    lag.show(consumer, _partitions(0, 1, 2), timeout_s=1)
     assert _lag(metrics) == {"0": 50, "1": 0}  # at most once a second
     now[0] = 1.5
-    lag.show(consumer, _partitions(0, 1, 2))
+    lag.show(consumer, _partitions(0, 1, 2), timeout_s=1)
     assert _lag(metrics) == {"0": 10, "1": 0, "2": 4}
+    assert consumer.asked == 1  # every partition's commit is known now
 
 
 def test_a_failed_commit_changes_nothing_and_revoked_partitions_disappear() -> None:
     metrics, now = Metrics(), [0.0]
     lag = ConsumerLag(metrics, clock=lambda: now[0])
     consumer = Consumer(committed={0: 100, 1: 40}, high={0: 150, 1: 60})
-    lag.assigned(consumer, _partitions(0, 1), timeout_s=1)
     lag.committed(KafkaError(KafkaError._TIMED_OUT), [TopicPartition("trips", 0, 150)])
-    lag.show(consumer, _partitions(0, 1))
+    lag.show(consumer, _partitions(0, 1), timeout_s=1)
     assert _lag(metrics) == {"0": 50, "1": 20}
     lag.revoked(_partitions(1))
     now[0] = 2.0
-    lag.show(consumer, _partitions(0))
+    lag.show(consumer, _partitions(0), timeout_s=1)
     assert _lag(metrics) == {"0": 50}
+
+
+def test_the_group_is_asked_again_only_every_ten_seconds_while_an_offset_is_unknown() -> None:
+    metrics, now = Metrics(), [0.0]
+    lag = ConsumerLag(metrics, clock=lambda: now[0])
+    consumer = Consumer(committed={}, high={0: 150})  # a new group: nothing committed
+    for second in range(0, 25):
+        now[0] = float(second)
+        lag.show(consumer, _partitions(0), timeout_s=1)
+    assert consumer.asked == 3 and _lag(metrics) == {}  # at 0, 10 and 20 s
 
 
 def _metadata(version: str, mae: float) -> ModelMetadata:
