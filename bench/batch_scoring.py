@@ -30,8 +30,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from batch_scoring.run import score
 from batch_scoring.settings import ScoreSettings
 from batch_scoring.trips import REQUEST_FIELDS, read_source
-from bench.common import CODEC, fill, model_dir, stamp, topics_for, worker_env
-from bench.throughput import _run
+from bench.common import (
+    CODEC,
+    fill,
+    model_dir,
+    run_until_outputs,
+    stamp,
+    topics_for,
+    worker_env,
+)
 from edml.columns import input_columns
 from edml.contracts import TripRequest
 from edml.local import LocalStack
@@ -158,9 +165,10 @@ def _stream(stack: LocalStack, model: Path, files: list[str], work: Path, rows: 
         kafka=kafka, topics=topics, storage=stack.storage_settings()), version="v1-stream")
     port = free_port()
     print(f"[{stamp()}] the stream: {rows:,} records through one worker", flush=True)
-    rate, got = _run([sys.executable, "-m", "edml.cli", "serve"],
-                     worker_env(kafka, topics, stack.storage_uri, work / "worker", port),
-                     kafka, topics, rows, work / "worker.log", 900)
+    rate, got = run_until_outputs([sys.executable, "-m", "edml.cli", "serve"],
+                                  worker_env(kafka, topics, stack.storage_uri, work / "worker",
+                                             port),
+                                  kafka, topics, rows, work / "worker.log", 900)
     print(f"[{stamp()}] the stream: {got:,} predictions, {rate:,.0f} records/s", flush=True)
     return rate
 

@@ -122,3 +122,27 @@ def model_dir(given: Path | None) -> Path:
 
     return train(TrainSettings(quick=True, out=Path(tempfile.mkdtemp(prefix="edml-bench-")))
                  ).model_dir
+
+
+def run_until_outputs(argv: list[str], env: dict[str, str] | None, kafka: KafkaSettings,
+                      topics: TopicSettings, n: int, log: Path, timeout_s: float
+                      ) -> tuple[float, int]:
+    """Run a contender until ``n`` outputs (or it exits, or time runs out), stop it, and
+    return its rate from first to last ``predicted_at`` and the outputs it wrote."""
+    import subprocess
+
+    with log.open("w") as out:
+        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                cwd=Path(__file__).resolve().parents[1])
+    try:
+        got = wait_for_outputs(kafka, topics.predictions, PARTITIONS, n, timeout_s, proc)
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    return measure(kafka, topics.predictions, PARTITIONS).rate, got
+

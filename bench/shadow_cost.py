@@ -28,11 +28,10 @@ from confluent_kafka import KafkaError, Producer
 from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
 
 from bench.common import CODEC, model_dir, requests, stamp
-from edml.kafka import ensure_topics, flush_or_raise, producer
+from edml.kafka import OUTPUT_PRODUCER, ensure_topics, flush_or_raise, producer
 from edml.local import LocalStack
 from edml.savedmodel import LoadedModel, load_savedmodel
 from services.batch import Candidate, score_batch
-from services.loop import OUTPUT_PRODUCER
 
 BATCH = 1000
 

@@ -1,32 +1,50 @@
-"""Scoring throughput of one edml worker against the same work done three other ways, plus
-end-to-end latency at a steady 1,000 requests/s and a model swap under that load.
+"""Scoring throughput of edml against the ceiling and its peers, then end-to-end latency at
+a steady 1,000 requests/s and a model swap under that load.
 
-    .venv/bin/python bench/throughput.py [--n 50000] [--per-record-n 10000] [--model DIR]
+    .venv/bin/python bench/throughput.py [--seconds 10] [--warmup 5] [--rounds 2]
+                                         [--records 2500000] [--model DIR] [--skip-quix]
 
-Every contender reads the same real requests from its own copy of the records topic on the
-same local broker, scores them with the same SavedModel and the same decode/score/encode
-code (``services.batch``), and writes TripPredictions; its rate is measured from what it
-wrote (first to last ``predicted_at``), so start-up time is not counted. Contenders run one
-after another in one run, on the same machine:
+Every contender reads the same real requests (one topic of four partitions, filled once,
+read from the start by each round's own consumer group) on the same local broker and
+writes one output per request to a topic of its own. A round runs the contender until its
+first output, then ``--warmup`` seconds, then ``--seconds`` of steady work that is measured,
+then stops it and counts, from the outputs' timestamps, what it wrote in those seconds.
+Contenders take turns within a round and every contender runs ``--rounds`` times, so a
+noisy minute of this shared machine falls on all of them. The table gives each one's
+median records/s with the rounds' range, against the ceiling and against edml.
 
-  edml       one ``edml serve`` worker (faust app, micro-batch loop on confluent-kafka)
-  (a)        a plain confluent-kafka consume-score-produce loop: the practical limit
-  (b)        a faust agent that calls the model once per record
-  (c)        Quix Streams, per record (in its own venv: quixstreams pins confluent-kafka<2.13)
+  pass-through       consume -> produce the same bytes, the worker's client settings: the
+                     ceiling for any consumer that writes one message per record
+  confluent loop     consume -> score_batch -> produce -> commit, no framework
+  edml               one ``edml serve`` worker
+  edml, no evaluation  the same with the live evaluation off (its join store and changelog)
+  edml, 2 workers    two workers of one group on the four partitions
+  quix, batching     Quix Streams at its best: a BatchingSink scoring each checkpoint's
+                     batch (in bench/.venv-quix: quixstreams pins confluent-kafka<2.13)
+  faust, per record  a faust agent calling the model once per record
+
+All score with ``services.batch.score_batch`` and the same SavedModel, so the figures
+compare what surrounds the same work.
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from confluent_kafka import TopicPartition
+from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -34,7 +52,6 @@ from bench.common import (
     CODEC,
     PARTITIONS,
     fill,
-    measure,
     model_dir,
     requests,
     stamp,
@@ -43,33 +60,119 @@ from bench.common import (
     worker_env,
 )
 from edml.contracts import TripPrediction
-from edml.kafka import flush_or_raise, producer, read_partition
+from edml.kafka import (
+    admin,
+    consumer,
+    ensure_topics,
+    flush_or_raise,
+    producer,
+    read_partition,
+    topic_specs,
+)
 from edml.local import LocalStack
 from edml.local.processes import free_port
 from edml.settings import KafkaSettings, TopicSettings
-from model_publisher.publish import publish
+from model_publisher.publish import announce, publish
 from model_publisher.settings import PublisherSettings
 from services.probe import wait_ready
 
 ROOT = Path(__file__).resolve().parents[1]
 QUIX_VENV = ROOT / "bench" / ".venv-quix"
+CEILING, OURS = "pass-through", "edml"
 
 
-def _run(argv: list[str], env: dict[str, str] | None, kafka: KafkaSettings,
-         topics: TopicSettings, n: int, log: Path, timeout_s: float) -> tuple[float, int]:
-    with log.open("w") as out:
-        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+@dataclass(frozen=True)
+class Round:
+    """One run of one contender: where it read and wrote, and what it was asked to do."""
+
+    source: str  # the shared requests topic
+    sink: str  # this round's own output topic
+    group: str  # this round's own consumer group
+    work: Path  # this round's own scratch directory (logs, state)
+
+
+Launch = Callable[[Round], list[tuple[list[str], dict[str, str] | None]]]
+
+
+@dataclass
+class Measured:
+    rate: float  # outputs per second of the steady window
+    startup_s: float  # launch to first output
+
+
+def _first_output(kafka: KafkaSettings, topic: str, procs: list[subprocess.Popen[bytes]],
+                  timeout_s: float) -> None:
+    """Until any output exists. The local broker's ListOffsets answer is off (the last
+    batch's start + 1) but is not 0 once anything is written: enough for this."""
+    watcher = consumer(kafka)
+    deadline = time.monotonic() + timeout_s
     try:
-        got = wait_for_outputs(kafka, topics.predictions, PARTITIONS, n, timeout_s, proc)
+        while time.monotonic() < deadline:
+            if any(p.poll() is not None for p in procs):
+                raise SystemExit(f"a contender exited early (see its log under {topic})")
+            if any(watcher.get_watermark_offsets(TopicPartition(topic, p), 5)[1] > 0
+                   for p in range(PARTITIONS)):
+                return
+            time.sleep(0.05)
     finally:
+        watcher.close()
+    raise SystemExit(f"no output on {topic} within {timeout_s} s")
+
+
+def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
         if proc.poll() is None:
             proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-    result = measure(kafka, topics.predictions, PARTITIONS)
-    return result.rate, got
+    for proc in procs:
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _output_times_ms(kafka: KafkaSettings, topic: str) -> np.ndarray:
+    return np.array([msg.timestamp()[1] for p in range(PARTITIONS)
+                     for msg in read_partition(kafka, topic, p, timeout_s=30)], dtype=np.int64)
+
+
+def _delete(kafka: KafkaSettings, topic: str) -> None:
+    """The round's outputs, gone: the in-memory broker holds every run's bytes."""
+    client = admin(kafka)  # kept while its futures run: a collected client cancels them
+    for future in client.delete_topics([topic]).values():
+        try:
+            future.result(timeout=30)
+        except Exception as exc:  # a broker without DeleteTopics keeps them: only memory
+            print(f"  (could not delete {topic}: {exc})")
+
+
+def _round(kafka: KafkaSettings, name: str, launch: Launch, source: str, work: Path,
+           warmup_s: float, seconds: float) -> Measured:
+    tag = f"{name.split(',')[0].replace(' ', '-')}-{uuid.uuid4().hex[:6]}"
+    rnd = Round(source, f"out-{tag}", f"bench-{tag}", work / tag)
+    rnd.work.mkdir(parents=True)
+    ensure_topics(kafka, [NewTopic(rnd.sink, PARTITIONS, 1)])
+    procs = []
+    launched = time.monotonic()
+    for i, (argv, env) in enumerate(launch(rnd)):
+        with (rnd.work / f"process-{i}.log").open("w") as log:
+            procs.append(subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                          cwd=ROOT))
+    try:
+        _first_output(kafka, rnd.sink, procs, 300)
+        startup_s = time.monotonic() - launched
+        time.sleep(warmup_s + seconds + 1)
+    finally:
+        _stop(procs)
+    # counted after the contender stopped: every output it wrote is in the topic
+    times = _output_times_ms(kafka, rnd.sink)
+    _delete(kafka, rnd.sink)
+    start = times.min() + warmup_s * 1000
+    end = start + seconds * 1000
+    if times.max() < end:
+        raise SystemExit(f"{name} ran out of requests before its window ended: raise "
+                         "--records")
+    return Measured(float(((times >= start) & (times < end)).sum()) / seconds, startup_s)
 
 
 def _quix_python() -> Path | None:
@@ -84,9 +187,49 @@ def _quix_python() -> Path | None:
         subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "-e",
                         str(ROOT)], check=True)
     except subprocess.CalledProcessError as exc:
-        print(f"  Quix Streams venv failed: {exc}; (c) is skipped")
+        print(f"  Quix Streams venv failed: {exc}; its contender is skipped")
         return None
     return python
+
+
+def _contenders(kafka: KafkaSettings, storage_uri: str, model: Path, models_topic: str,
+                quix: Path | None) -> dict[str, Launch]:
+    py = sys.executable
+
+    def workers(count: int, **settings: str) -> Launch:
+        def launch(r: Round) -> list[tuple[list[str], dict[str, str] | None]]:
+            topics = TopicSettings(records=r.source, predictions=r.sink, models=models_topic,
+                                   shadow_predictions=f"{r.sink}-shadow",
+                                   actuals=f"{r.sink}-actuals", dead_letters=f"{r.sink}-dead",
+                                   model_events=f"{r.sink}-events",
+                                   evaluations=f"{r.sink}-evaluations", partitions=PARTITIONS)
+            ensure_topics(kafka, topic_specs(topics))
+            return [([py, "-m", "edml.cli", "serve"],
+                     worker_env(kafka, topics, storage_uri, r.work / f"worker-{i}", free_port())
+                     | {"EDML_SCORING_GROUP_ID": r.group, "EDML_SCORING_WORKER_ID": f"w{i}"}
+                     | settings)
+                    for i in range(count)]
+        return launch
+
+    contenders: dict[str, Launch] = {
+        CEILING: lambda r: [([py, "-m", "bench.contenders.passthrough", kafka.bootstrap,
+                              r.source, r.sink, r.group], None)],
+        "confluent loop": lambda r: [([py, "-m", "bench.contenders.confluent_loop",
+                                       kafka.bootstrap, r.source, r.sink, r.group,
+                                       str(model)], None)],
+        OURS: workers(1),
+        # what the live evaluation (the join store and its changelog) costs
+        "edml, no evaluation": workers(1, EDML_SCORING_EVALUATE="false"),
+        "edml, 2 workers": workers(2),
+    }
+    if quix is not None:
+        contenders["quix, batching"] = lambda r: [(
+            [str(quix), "-m", "bench.contenders.quix_batching", kafka.bootstrap, r.source,
+             r.sink, r.group, str(model), str(r.work / "quix-state")], None)]
+    contenders["faust, per record"] = lambda r: [(
+        [py, "-m", "bench.contenders.faust_per_record", kafka.bootstrap, r.source, r.sink,
+         r.group, str(model), str(free_port()), str(r.work / "faust-data")], None)]
+    return contenders
 
 
 def _paced(kafka: KafkaSettings, topic: str, values: list[bytes], rate: int,
@@ -112,6 +255,10 @@ def _latency_and_swap(kafka: KafkaSettings, stack: LocalStack, model: Path, work
     topics = topics_for(kafka, "latency")
     settings = PublisherSettings(kafka=kafka, topics=topics, storage=stack.storage_settings())
     publish(model, "bench", settings, version="latency-v1")
+    # v2's upload and checks happen now, on a scratch model topic: under load only its event
+    # is sent, so the swap's figure is the worker's, not the publisher's CPU on the same cores
+    scratch = settings.model_copy(update={"topics": topics_for(kafka, "latency-scratch")})
+    v2 = publish(model, "bench", scratch, version="latency-v2").metadata
     port = free_port()
     env = worker_env(kafka, topics, stack.storage_uri, work / "latency-worker", port)
     with (work / "latency-worker.log").open("w") as out:
@@ -124,13 +271,12 @@ def _latency_and_swap(kafka: KafkaSettings, stack: LocalStack, model: Path, work
                                                        topics.dead_letters))
         sender.start()
         time.sleep(seconds / 2)
-        publish(model, "bench", settings, version="latency-v2")
+        announce(settings, v2)
         announced = time.time()
         sender.join()
         wait_for_outputs(kafka, topics.predictions, PARTITIONS, len(values), 60)
     finally:
-        proc.terminate()
-        proc.wait(60)
+        _stop([proc])
     rows = []
     for p in range(PARTITIONS):
         for msg in read_partition(kafka, topics.predictions, p):
@@ -157,86 +303,74 @@ def _latency_and_swap(kafka: KafkaSettings, stack: LocalStack, model: Path, work
     print(f"  around the swap:  p50 {pct(window, .5):7.1f} ms   p99 {pct(window, .99):7.1f} ms"
           f"   ({pct(window, .99) / pct(steady, .99):.2f}x steady p99)")
     missing = len({f"t{i}" for i in range(len(values))} - ids)
-    print(f"  model swap v1 -> v2 under load: {missing} of {len(values):,} requests without "
-          f"an outcome; first v2 prediction {first_v2 - announced:.2f} s after the event "
-          "was delivered")
+    print(f"  model swap v1 -> v2 under load (v2 uploaded beforehand, its event sent at "
+          f"half time): {missing} of {len(values):,} requests without an outcome; first v2 "
+          f"prediction {first_v2 - announced:.2f} s after the event was delivered")
+
+
+def _table(rates: dict[str, list[Measured]]) -> None:
+    median = {name: statistics.median(m.rate for m in runs) for name, runs in rates.items()}
+    print(f"\n{'contender':<20}{'records/s (median)':>20}{'rounds':>22}{'vs ceiling':>12}"
+          f"{'edml vs it':>12}{'start-up s':>12}")
+    for name, runs in rates.items():
+        spread = f"{min(m.rate for m in runs):,.0f} .. {max(m.rate for m in runs):,.0f}"
+        startup = statistics.median(m.startup_s for m in runs)
+        print(f"{name:<20}{median[name]:>20,.0f}{spread:>22}"
+              f"{median[name] / median[CEILING]:>11.2f}x{median[OURS] / median[name]:>11.2f}x"
+              f"{startup:>12.1f}")
+    print("(start-up: launch to the first output, requests waiting; model already published)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=50_000, help="records per batch contender")
-    parser.add_argument("--per-record-n", type=int, default=10_000,
-                        help="records for the per-record contenders (b) and (c)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="measured, per round")
+    parser.add_argument("--warmup", type=float, default=5.0,
+                        help="seconds after a contender's first output, not measured")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds per contender (>= 2)")
+    parser.add_argument("--records", type=int, default=2_500_000,
+                        help="requests in the shared topic: enough for the fastest contender")
     parser.add_argument("--model", type=Path)
     parser.add_argument("--skip-quix", action="store_true")
+    parser.add_argument("--only", help="comma-separated contenders to run (with the ceiling "
+                                       "and edml)")
     parser.add_argument("--latency-seconds", type=int, default=30)
     parser.add_argument("--only-latency", action="store_true",
                         help="skip the throughput contenders")
     args = parser.parse_args()
+    if args.rounds < 2 or args.seconds < 10:
+        parser.error("at least 2 rounds of at least 10 s each: a shorter run is not a figure")
 
     work = Path(tempfile.mkdtemp(prefix="edml-bench-"))
     model = model_dir(args.model)
-    results: dict[str, tuple[float, int, int]] = {}
-    with LocalStack() as stack:
-        kafka = stack.kafka_settings()
-        print(f"[{stamp()}] broker {stack.bootstrap}; model {model}; logs in {work}")
-
-        def contender(name: str, argv_for: object, n: int, env: dict[str, str] | None = None,
-                      setup: object = None) -> None:
-            topics = topics_for(kafka, name.split()[0].strip("()"))
-            fill(kafka, topics.records, requests(n))
-            if setup is not None:
-                setup(topics)  # type: ignore[operator]
-            argv, env = argv_for(topics)  # type: ignore[operator]
-            print(f"[{stamp()}] {name}: {n:,} records")
-            rate, got = _run(argv, env, kafka, topics, n, work / f"{name[:12]}.log", 600)
-            results[name] = (rate, got, n)
-            print(f"           {rate:,.0f} records/s ({got:,} outputs)")
-
-        def edml_worker(topics: TopicSettings) -> tuple[list[str], dict[str, str]]:
-            port = free_port()
-            return ([sys.executable, "-m", "edml.cli", "serve"],
-                    worker_env(kafka, topics, stack.storage_uri, work / f"w-{port}", port))
-
-        def publish_v1(topics: TopicSettings) -> None:
-            publish(model, "bench", PublisherSettings(kafka=kafka, topics=topics,
-                                                      storage=stack.storage_settings()),
-                    version="v1")
-
-        if args.only_latency:
+    try:
+        with LocalStack() as stack:
+            kafka = stack.kafka_settings()
+            print(f"[{stamp()}] broker {stack.bootstrap}; model {model}; logs in {work}")
+            if not args.only_latency:
+                shared = topics_for(kafka, "shared")
+                publish(model, "bench", PublisherSettings(
+                    kafka=kafka, topics=shared, storage=stack.storage_settings()), version="v1")
+                print(f"[{stamp()}] writing {args.records:,} requests")
+                fill(kafka, shared.records, requests(args.records))
+                contenders = _contenders(kafka, stack.storage_uri, model, shared.models,
+                                         None if args.skip_quix else _quix_python())
+                if args.only:
+                    keep = {CEILING, OURS, *args.only.split(",")}
+                    contenders = {k: v for k, v in contenders.items() if k in keep}
+                rates: dict[str, list[Measured]] = {name: [] for name in contenders}
+                for r in range(args.rounds):
+                    for name, launch in contenders.items():
+                        m = _round(kafka, name, launch, shared.records, work, args.warmup,
+                                   args.seconds)
+                        rates[name].append(m)
+                        print(f"[{stamp()}] round {r + 1} {name:<18} {m.rate:>10,.0f} "
+                              f"records/s (first output {m.startup_s:.1f} s after launch)",
+                              flush=True)
+                _table(rates)
             _latency_and_swap(kafka, stack, model, work, args.latency_seconds, 1000)
-            return
-        contender("edml worker", edml_worker, args.n, setup=publish_v1)
-
-        def confluent(t: TopicSettings) -> tuple[list[str], None]:
-            return ([sys.executable, "-m", "bench.contenders.confluent_loop", kafka.bootstrap,
-                     t.records, t.predictions, str(model), str(args.n)], None)
-
-        contender("(a) confluent loop", confluent, args.n)
-
-        def faust_agent(t: TopicSettings) -> tuple[list[str], None]:
-            return ([sys.executable, "-m", "bench.contenders.faust_per_record",
-                     kafka.bootstrap, t.records, t.predictions, str(model),
-                     str(args.per_record_n), str(free_port())], None)
-
-        contender("(b) faust per record", faust_agent, args.per_record_n)
-
-        quix = None if args.skip_quix else _quix_python()
-        if quix is not None:
-            def quix_app(t: TopicSettings) -> tuple[list[str], None]:
-                return ([str(quix), "-m", "bench.contenders.quix_per_record", kafka.bootstrap,
-                         t.records, t.predictions, str(model), str(args.per_record_n)], None)
-
-            contender("(c) quix per record", quix_app, args.per_record_n)
-
-        base = results.get("(a) confluent loop", (float("nan"), 0, 0))[0]
-        ours = results["edml worker"][0]
-        print(f"\n{'contender':<24}{'records':>10}{'records/s':>12}{'vs (a)':>9}{'edml vs':>9}")
-        for name, (rate, _, n) in results.items():
-            print(f"{name:<24}{n:>10,}{rate:>12,.0f}{rate / base:>8.2f}x{ours / rate:>8.1f}x")
-        _latency_and_swap(kafka, stack, model, work, args.latency_seconds, 1000)
-    shutil.rmtree(work, ignore_errors=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

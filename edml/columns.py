@@ -54,6 +54,13 @@ class InputColumns:
                 dtype=spec.dtype)
         return columns
 
+    def from_avro_values(self, records: Sequence[Mapping[str, Any]]
+                         ) -> dict[str, np.ndarray]:
+        """Requests decoded with their logical types left as Avro values (the scoring
+        batch's): a wall-clock timestamp is already its milliseconds."""
+        return {spec.name: np.array([record[spec.name] for record in records], spec.dtype)
+                for spec in self.inputs}
+
     def from_requests(self, requests: Sequence[TripRequest]) -> dict[str, np.ndarray]:
         return self.from_records([request.to_avro() for request in requests])
 

@@ -12,7 +12,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from confluent_kafka import (
@@ -34,6 +34,7 @@ from edml.errors import BrokerError
 from edml.settings import KafkaSettings, TopicSettings
 
 __all__ = [
+    "OUTPUT_PRODUCER",
     "admin",
     "client_config",
     "consumer",
@@ -41,6 +42,7 @@ __all__ = [
     "flush_or_raise",
     "producer",
     "read_partition",
+    "read_partitions",
     "require_broker",
     "topic_specs",
 ]
@@ -96,6 +98,11 @@ def client_config(kafka: KafkaSettings) -> dict[str, Any]:
     if kafka.ssl_ca_location is not None:
         config["ssl.ca.location"] = kafka.ssl_ca_location
     return config
+
+
+# how a scoring loop's outputs are produced: sent within a millisecond, and a delivery report
+# only for a failure (the loop acts on nothing else; a report per record costs a Python call)
+OUTPUT_PRODUCER = {"linger.ms": 1, "delivery.report.only.error": True}
 
 
 def producer(kafka: KafkaSettings, **overrides: Any) -> Producer:
@@ -196,31 +203,46 @@ def flush_or_raise(prod: Producer, timeout_s: float) -> None:
 def read_partition(
     kafka: KafkaSettings, topic: str, partition: int = 0, timeout_s: float | None = None
 ) -> Iterator[Message]:
-    """Every message of one partition from the beginning to the end the broker reports.
+    """Every message of one partition from the beginning to the end the broker reports."""
+    return read_partitions(kafka, topic, [partition], timeout_s)
+
+
+def read_partitions(
+    kafka: KafkaSettings, topic: str, partitions: Iterable[int],
+    timeout_s: float | None = None,
+) -> Iterator[Message]:
+    """Every message of the partitions from their beginning to the end the broker reports,
+    each partition in order, read by one consumer.
 
     Group-less (assign, not subscribe), so it never joins a group or commits. The end is
     the partition-EOF signal, which rests on the high watermark of fetch responses: the
     local broker's ListOffsets answer is wrong, its fetch watermark is right.
     """
     timeout_s = kafka.request_timeout_s if timeout_s is None else timeout_s
-    reader = consumer(kafka)
+    waiting = set(partitions)
+    if not waiting:
+        return
+    # a fetch at the end answers at once: the broker would hold it for new data otherwise,
+    # and an empty partition's end would cost the default 500 ms
+    reader = consumer(kafka, None, **{"fetch.wait.max.ms": 10})
     try:
-        reader.assign([TopicPartition(topic, partition, OFFSET_BEGINNING)])
-        while True:
+        reader.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in sorted(waiting)])
+        while waiting:
             msg = reader.poll(timeout_s)
             if msg is None:
                 raise BrokerError(
-                    f"no answer from {kafka.bootstrap} reading {topic}[{partition}] "
+                    f"no answer from {kafka.bootstrap} reading {topic}{sorted(waiting)} "
                     f"within {timeout_s} s"
                 )
             err = msg.error()
             if err is None:
-                yield msg
+                if msg.partition() in waiting:  # not past an end already reported
+                    yield msg
             elif err.code() == KafkaError._PARTITION_EOF:
-                return
+                waiting.discard(msg.partition())
             elif err.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
                 raise BrokerError(f"topic {topic} does not exist at {kafka.bootstrap}")
             elif err.fatal() or not err.retriable():
-                raise BrokerError(f"reading {topic}[{partition}]: {err.str()}")
+                raise BrokerError(f"reading {topic}{sorted(waiting)}: {err.str()}")
     finally:
         reader.close()

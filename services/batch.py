@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, Protocol
@@ -16,7 +16,7 @@ import numpy as np
 from edml.codec import Codec
 from edml.columns import input_columns
 from edml.contracts import CANARY, DeadLetter, ShadowPredictions, TripRequest
-from edml.errors import ContractError, InvalidRecord, ModelError, UnfitModel
+from edml.errors import DecodeError, InvalidRecord, ModelError, UnfitModel
 from edml.savedmodel import Predictor, check_answers, smoke_test, usable
 
 __all__ = [
@@ -37,6 +37,7 @@ MAX_KEPT_KEY_BYTES = 1024
 
 _ZONES = (1, 263)  # TLC zone ids; 264 and 265 are its "unknown", never seen in training
 _PASSENGERS = (0, 9)
+_CHECKED = ("pickup_zone_id", "dropoff_zone_id", "passenger_count", "pickup_datetime")
 # New York wall clock: the TLC's records begin in 2009; a pickup more than a day ahead of
 # now is no trip being taken (and 1970 or 9999 are a client's bug, not a trip)
 _FIRST_PICKUP = datetime(2009, 1, 1)
@@ -92,8 +93,7 @@ class BatchResult:
     served_by: Counter[str] = field(default_factory=Counter)  # main-topic predictions
     shadowed_by: Counter[str] = field(default_factory=Counter)
     # per version that answered: when each of its trips was requested (end-to-end latency)
-    request_times_ms: defaultdict[str, list[int]] = field(
-        default_factory=lambda: defaultdict(list))
+    request_times_ms: dict[str, np.ndarray] = field(default_factory=dict)
     inference_seconds: float = 0.0
     candidate_seconds: float = 0.0
     candidate_scored: int = 0  # rows the candidate was asked to score
@@ -107,19 +107,35 @@ class BatchResult:
 
 _EPOCH = datetime(1970, 1, 1)
 _MILLISECOND = timedelta(milliseconds=1)
+_FIRST_PICKUP_MS = (_FIRST_PICKUP - _EPOCH) // _MILLISECOND
+_AHEAD_MS = _AHEAD // _MILLISECOND
 
 
-def _check(record: dict[str, Any], latest: datetime) -> None:
+def _wall_clock(ms: int) -> str:
+    try:
+        return f"{_EPOCH + ms * _MILLISECOND:%Y-%m-%d %H:%M}"
+    except OverflowError:  # beyond Python's datetimes: the long says it all
+        return f"{ms} ms"
+
+
+def _invalid(columns: Mapping[str, np.ndarray], now_ms: int) -> dict[int, InvalidRecord]:
+    """The rows that fail a check, with the first check each fails, run on the columns."""
+    latest_ms = now_ms + _AHEAD_MS  # UTC now is ahead of New York: lenient
+    invalid: dict[int, InvalidRecord] = {}
     for name, (low, high) in (("pickup_zone_id", _ZONES), ("dropoff_zone_id", _ZONES),
                               ("passenger_count", _PASSENGERS)):
-        if not low <= record[name] <= high:
-            raise InvalidRecord(f"{name} {record[name]} is outside {low}..{high}"
-                                + (" (the TLC's unknown zone)" if record[name] in (264, 265)
-                                   else ""))
-    pickup: datetime = record["pickup_datetime"]
-    if not _FIRST_PICKUP <= pickup <= latest:
-        raise InvalidRecord(f"pickup_datetime {pickup:%Y-%m-%d %H:%M} is outside "
-                            f"{_FIRST_PICKUP:%Y-%m-%d}..{latest:%Y-%m-%d %H:%M}")
+        values = columns[name]
+        for row in np.flatnonzero((values < low) | (values > high)).tolist():
+            value = int(values[row])
+            invalid.setdefault(row, InvalidRecord(
+                f"{name} {value} is outside {low}..{high}"
+                + (" (the TLC's unknown zone)" if value in (264, 265) else "")))
+    pickup = columns["pickup_datetime"]
+    for row in np.flatnonzero((pickup < _FIRST_PICKUP_MS) | (pickup > latest_ms)).tolist():
+        invalid.setdefault(row, InvalidRecord(
+            f"pickup_datetime {_wall_clock(int(pickup[row]))} is outside "
+            f"{_FIRST_PICKUP:%Y-%m-%d}..{_wall_clock(latest_ms)}"))
+    return invalid
 
 
 def _predict_isolating(predictor: Predictor, columns: dict[str, np.ndarray], start: int,
@@ -198,8 +214,6 @@ def score_batch(messages: Sequence[Message], predictor: Predictor, model_name: s
     The candidate failing never costs a trip its
     prediction: it is counted, and an unfit candidate is reported, not raised."""
     result = BatchResult()
-    good: list[tuple[Message, dict[str, Any]]] = []
-    latest = _EPOCH + now_ms * _MILLISECOND + _AHEAD  # UTC now is ahead of New York: lenient
 
     def dead(msg: Message, stage: str, exc: Exception) -> None:
         model = (model_name, model_version) if stage == "predict" else (None, None)
@@ -208,91 +222,96 @@ def score_batch(messages: Sequence[Message], predictor: Predictor, model_name: s
             dead_letter_key(msg.key()), letter, stage, type(exc).__name__,
             f"{msg.topic()}[{msg.partition()}]@{msg.offset()}", str(exc)[:200]))
 
-    for msg in messages:
-        try:
-            record = codec.decode_record(msg.value() or b"", TripRequest.SCHEMA)
-        except ContractError as exc:
-            dead(msg, "decode", exc)
-            continue
-        try:
-            _check(record, latest)
-        except InvalidRecord as exc:
-            dead(msg, "convert", exc)
-            continue
-        good.append((msg, record))
+    good: list[Message] = []
+    records: list[dict[str, Any]] = []
+    for msg, record in zip(messages, codec.decode_batch(
+            [msg.value() or b"" for msg in messages], TripRequest.SCHEMA), strict=True):
+        if isinstance(record, DecodeError):
+            dead(msg, "decode", record)
+        else:
+            good.append(msg)
+            records.append(record)
+    checked = {name: np.fromiter((record[name] for record in records), np.int64,
+                                 len(records)) for name in _CHECKED}
+    invalid = _invalid(checked, now_ms)
+    if invalid:
+        for row, exc in sorted(invalid.items()):
+            dead(good[row], "convert", exc)
+        good = [msg for row, msg in enumerate(good) if row not in invalid]
+        records = [record for row, record in enumerate(records) if row not in invalid]
     if not good:
         return result
 
-    records = [record for _, record in good]
-    columns = input_columns(predictor.signature).from_records(records)
+    rows = len(good)
+    columns = input_columns(predictor.signature).from_avro_values(records)
     started = clock()
-    seconds, failed = _predict(predictor, columns, len(good), f"{model_name} {model_version}")
+    seconds, failed = _predict(predictor, columns, rows, f"{model_name} {model_version}")
     result.inference_seconds = clock() - started
     result.columns, result.champion_seconds = columns, seconds
-    mine = _answers(seconds, failed)
-    theirs: list[float | None] = []
+    mine = usable(seconds)
+    mine[list(failed)] = False
+    theirs, theirs_ok = np.full(rows, np.nan), np.zeros(rows, dtype=bool)
     if candidate is not None:
-        result.candidate_scored = len(good)
+        result.candidate_scored = rows
         started = clock()
-        theirs = [None] * len(good)
         try:
             inputs = candidate.predictor.signature.inputs
-            answers, _ = _predict(candidate.predictor, columns if inputs == predictor.signature
-                                  .inputs else input_columns(candidate.predictor.signature)
-                                  .from_records(records), len(good),
-                                  f"{model_name} {candidate.version}")
-            theirs = _answers(answers, {})
+            theirs, _ = _predict(candidate.predictor, columns if inputs == predictor.signature
+                                 .inputs else input_columns(candidate.predictor.signature)
+                                 .from_avro_values(records), rows,
+                                 f"{model_name} {candidate.version}")
+            theirs_ok = usable(theirs)
         except UnfitModel as exc:
             result.candidate_unfit = exc
         result.candidate_seconds = clock() - started
-        result.candidate_failures = theirs.count(None)
+        result.candidate_failures = rows - int(theirs_ok.sum())
 
-    write = codec.prediction_writer(model_name, now_ms).encode
-    canary = candidate is not None and candidate.mode == CANARY
+    trip_ids: list[str] = [record["trip_id"] for record in records]
+    requested = np.fromiter((msg.timestamp()[1] for msg in good), np.int64, rows)
+    # a canary's share is answered by the candidate, the champion standing in where it
+    # failed; a shadow candidate never answers
     other_version = candidate.version if candidate is not None else ""
-    # what the main topic did not carry, by version, as columns: one shadow message each
-    shadowed: dict[str, tuple[list[str], list[float], list[int]]] = {
-        model_version: ([], [], []), other_version: ([], [], [])}
-    for i, (msg, record) in enumerate(good):
-        trip_id: str = record["trip_id"]
-        champion, challenger = mine[i], theirs[i] if theirs else None
-        requested_ms = msg.timestamp()[1]
-        key = msg.key() or trip_id.encode()
-        # a canary's share is answered by the candidate, the champion standing in where it
-        # failed; a shadow candidate never answers
-        answer: float | None
-        if canary and challenger is not None and answered_by_candidate(
-                trip_id, other_version, candidate.weight):  # type: ignore[union-attr]
-            served, answer, other, unused = other_version, challenger, model_version, champion
-        else:
-            served, answer, other, unused = model_version, champion, other_version, challenger
-        if unused is not None:
-            trips, durations, requested = shadowed[other]
-            trips.append(trip_id)
-            durations.append(unused)
-            requested.append(requested_ms)
-        if answer is None:
-            dead(msg, "predict", failed[i] if i in failed
-                 else InvalidRecord(f"the model predicted {seconds[i]} seconds"))
-            continue
-        result.predictions.append(Outcome(key, write(trip_id, served, answer, requested_ms)))
-        result.served_by[served] += 1
-        result.request_times_ms[served].append(requested_ms)
-        result.predicted.append((trip_id, [(v, p) for v, p in ((model_version, champion),
-                                                               (other_version, challenger))
-                                           if p is not None], msg.partition() or 0))
-    for version, (trips, durations, requested) in shadowed.items():
-        if trips:
+    by_candidate = np.zeros(rows, dtype=bool)
+    if candidate is not None and candidate.mode == CANARY:
+        by_candidate = theirs_ok & np.fromiter(
+            (answered_by_candidate(trip_id, other_version, candidate.weight)
+             for trip_id in trip_ids), bool, rows)
+    answered = by_candidate | mine
+    for row in np.flatnonzero(~answered).tolist():
+        dead(good[row], "predict", failed[row] if row in failed
+             else InvalidRecord(f"the model predicted {seconds[row]} seconds"))
+
+    write = codec.prediction_writer(model_name, now_ms)
+    values: list[bytes | None] = [None] * rows
+    for version, side, answers, unused, unused_ok, other in (
+            (model_version, ~by_candidate, seconds, theirs, theirs_ok, other_version),
+            (other_version, by_candidate, theirs, seconds, mine, model_version)):
+        where = np.flatnonzero(side & answered)
+        if where.size:
+            ids = [trip_ids[row] for row in where.tolist()]
+            for row, encoded in zip(where.tolist(), write.encode_many(
+                    ids, version, answers[where], requested[where]), strict=True):
+                values[row] = encoded
+            result.served_by[version] = where.size
+            result.request_times_ms[version] = requested[where]
+        # what the main topic did not carry, by version, as columns: one shadow message each
+        shadowed = np.flatnonzero(side & unused_ok)
+        if shadowed.size:
             result.shadow.append(Outcome(None, codec.encode_record(ShadowPredictions.SCHEMA, {
-                "model_name": model_name, "model_version": version, "predicted_at": now_ms,
-                "trip_ids": trips, "predicted_duration_seconds": durations,
-                "requested_at": requested})))
-            result.shadowed_by[version] = len(trips)
+                "model_name": model_name, "model_version": other, "predicted_at": now_ms,
+                "trip_ids": [trip_ids[row] for row in shadowed.tolist()],
+                "predicted_duration_seconds": unused[shadowed].tolist(),
+                "requested_at": requested[shadowed].tolist()})))
+            result.shadowed_by[other] = shadowed.size
+    pairs = zip(seconds.tolist(), mine.tolist(), theirs.tolist(), theirs_ok.tolist(),
+                strict=True)
+    for msg, trip_id, value, (champion, champion_ok, challenger, challenger_ok) in zip(
+            good, trip_ids, values, pairs, strict=True):
+        if value is None:
+            continue
+        result.predictions.append(Outcome(msg.key() or trip_id.encode(), value))
+        made = [(model_version, champion)] if champion_ok else []
+        if challenger_ok:
+            made.append((other_version, challenger))
+        result.predicted.append((trip_id, made, msg.partition() or 0))
     return result
-
-
-def _answers(seconds: np.ndarray, failed: dict[int, ModelError]) -> list[float | None]:
-    """Per row: the model's duration, or None where it failed or is no duration."""
-    return [value if ok and i not in failed else None
-            for i, (value, ok) in enumerate(zip(seconds.tolist(), usable(seconds).tolist(),
-                                                strict=True))]

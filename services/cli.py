@@ -27,6 +27,7 @@ def _serve(args: argparse.Namespace) -> int:
     settings = ScoringSettings(**given)
     require_broker(settings.kafka)  # one clear line, not a faust traceback
     app = create_app(settings)
+    app.scoring.begin()  # type: ignore[attr-defined]  # the model loads while faust starts
     worker = faust.Worker(app, loglevel=args.log_level,
                           logging_config=dict_config(args.log_level, args.log_json))
     worker.execute_from_commandline()  # returns only by exiting the process

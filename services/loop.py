@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 from confluent_kafka import KafkaError, Message, TopicPartition
 from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
 
@@ -30,7 +31,7 @@ from edml.codec import Codec
 from edml.contracts import TripCompleted
 from edml.errors import BrokerError, ContractError, RegistryUnavailable, UnfitModel
 from edml.event_time import day_number
-from edml.kafka import consumer, ensure_topics, producer, read_partition
+from edml.kafka import OUTPUT_PRODUCER, consumer, ensure_topics, producer, read_partitions
 from edml.loader import LoadedVersion
 from edml.logs import event, get_logger
 from services.batch import BatchResult, Candidate, dead_letter, dead_letter_key, score_batch
@@ -38,15 +39,11 @@ from services.drift import DriftMonitor
 from services.evaluation import Change, LiveEvaluator
 from services.evidence import EvidenceWindow
 from services.lag import ConsumerLag
-from services.metrics import Metrics
+from services.metrics import Metrics, observe_many
 from services.model_slot import ModelSlot
 from services.settings import ScoringSettings
 
-__all__ = ["OUTPUT_PRODUCER", "ScoringLoop"]
-
-# how the outputs are produced: sent within a millisecond, and a delivery report only for a
-# failure (the loop acts on nothing else; a report per record costs a Python call each)
-OUTPUT_PRODUCER = {"linger.ms": 1, "delivery.report.only.error": True}
+__all__ = ["ScoringLoop"]
 
 log = get_logger(__name__)
 _WAITING_LOG_EVERY_S = 30.0  # how often a worker without a model says it is waiting
@@ -343,9 +340,8 @@ class ScoringLoop:
             if challenger is not None and result.candidate_scored:
                 m.inference_seconds.labels(challenger.version).observe(result.candidate_seconds)
             for version, times_ms in result.request_times_ms.items():
-                end_to_end = m.end_to_end_seconds.labels(version)
-                for requested_ms in times_ms:
-                    end_to_end.observe(max(0.0, now - requested_ms / 1000))
+                observe_many(m.end_to_end_seconds.labels(version),
+                             np.maximum(0.0, now - times_ms / 1000))
             if self._s.evaluate:
                 self._log_changes(writer, self._evaluator.predicted(result.predicted))
 
@@ -378,14 +374,15 @@ class ScoringLoop:
                            partition=change.partition, on_delivery=self._delivered)
 
     def _restore(self, partitions: list[TopicPartition]) -> None:
-        """Replay the changelog of each newly assigned actuals partition into the join
-        store: the waiting halves another worker kept for it come with the partition."""
+        """Replay the changelog of the newly assigned actuals partitions into the join
+        store: the waiting halves another worker kept for them come with the partitions.
+        One reader for all of them: a reader per partition cost a second each."""
         horizon_ms = (self._now() - self._s.evaluation_horizon_s) * 1000
-        for tp in partitions:
-            if tp.topic != self._s.topics.actuals:
-                continue
-            restored = self._evaluator.restore(
-                (msg.key() or b"", msg.value())
-                for msg in read_partition(self._s.kafka, self._s.join_changelog, tp.partition)
-                if msg.timestamp()[1] >= horizon_ms)
-            event(log, "evaluation.restored", partition=tp.partition, changes=restored)
+        assigned = [tp.partition for tp in partitions if tp.topic == self._s.topics.actuals]
+        if not assigned:
+            return
+        restored = self._evaluator.restore(
+            (msg.key() or b"", msg.value())
+            for msg in read_partitions(self._s.kafka, self._s.join_changelog, assigned)
+            if msg.timestamp()[1] >= horizon_ms)
+        event(log, "evaluation.restored", partitions=assigned, changes=restored)

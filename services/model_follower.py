@@ -70,7 +70,9 @@ class ModelFollower:
             event(log, "model_follower.failed", logging.ERROR, error=repr(exc))
 
     def _follow(self) -> None:
-        reader = consumer(self._kafka)
+        # the broker answers a fetch at the topic's end after at most 100 ms (not the
+        # default 500): the end is how a starting worker knows it has read every event
+        reader = consumer(self._kafka, None, **{"fetch.wait.max.ms": 100})
         try:
             reader.assign([TopicPartition(self._topic, 0, self._resume_point(reader))])
             while not self._stop.is_set():

@@ -1,12 +1,11 @@
-"""Baseline (b): a faust agent that calls the model once per record, as the seed talk's app
-did: decode, score one request, encode, ``topic.send``, for every event.
+"""A faust agent that calls the model once per record, as the seed talk's app did: decode,
+score one request, encode, ``topic.send``, for every event. Runs until stopped.
 
-    python -m bench.contenders.faust_per_record BOOTSTRAP IN OUT MODEL_DIR N WEB_PORT
+    python -m bench.contenders.faust_per_record BOOTSTRAP IN OUT GROUP MODEL_DIR PORT DATA_DIR
 """
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
@@ -44,15 +43,15 @@ class _Message:
         return (1, int(self._m.timestamp * 1000))
 
 
-def main(bootstrap: str, source: str, sink: str, model_path: str, n: int, port: int) -> None:
-    app = faust.App("bench-faust", broker=f"kafka://{bootstrap}", broker_session_timeout=3,
+def main(bootstrap: str, source: str, sink: str, group: str, model_path: str, port: str,
+         data_dir: str) -> None:
+    app = faust.App(group, broker=f"kafka://{bootstrap}", broker_session_timeout=3,
                     broker_heartbeat_interval=0.5, broker_commit_interval=1,
-                    web_port=port, web_bind="127.0.0.1", store="memory://",
-                    datadir=f"/tmp/bench-faust-{port}", autodiscover=False)
+                    web_port=int(port), web_bind="127.0.0.1", store="memory://",
+                    datadir=data_dir, autodiscover=False)
     model, codec = load_savedmodel(Path(model_path)), Codec()
     inbound = app.topic(source, key_serializer="raw", value_serializer="raw")
     outbound = app.topic(sink, key_serializer="raw", value_serializer="raw")
-    seen = {"n": 0}
 
     @app.agent(inbound)
     async def score(stream: Any) -> None:
@@ -61,15 +60,11 @@ def main(bootstrap: str, source: str, sink: str, model_path: str, n: int, port: 
                                  int(time.time() * 1000))
             for out in result.predictions:
                 await outbound.send(key=out.key, value=out.value)
-            seen["n"] += 1
-            if seen["n"] >= n:
-                await app.producer.flush()  # every output delivered, then stop at once
-                os._exit(0)
 
     worker = faust.Worker(app, loglevel="WARNING", quiet=True)
     worker.execute_from_commandline()
 
 
 if __name__ == "__main__":
-    bootstrap, source, sink, model_path = sys.argv[1:5]
-    main(bootstrap, source, sink, model_path, int(sys.argv[5]), int(sys.argv[6]))
+    sys.argv, args = sys.argv[:1], sys.argv[1:8]  # faust reads the command line too
+    main(*args)

@@ -75,6 +75,17 @@ def test_an_implausible_pickup_time_is_a_convert_dead_letter(pickup: datetime) -
     assert "pickup_datetime" in letter.error_message and not result.predictions
 
 
+def test_a_pickup_beyond_any_calendar_is_a_convert_dead_letter_giving_its_milliseconds(
+) -> None:
+    record = {**TripRequest("far", datetime(2020, 1, 1), 100, 110, 1).to_avro(),
+              "pickup_datetime": 2**62}  # a long no datetime holds: the hot path keeps longs
+    value = CODEC.encode_record(TripRequest.SCHEMA, record)
+    letter = CODEC.decode(_score([FakeMessage(value, b"far")]).dead_letters[0].value,
+                          DeadLetter)
+    assert (letter.stage, letter.error_kind) == ("convert", "InvalidRecord")
+    assert f"pickup_datetime {2**62} ms is outside" in letter.error_message
+
+
 def test_pickups_from_2009_to_a_day_ahead_are_scored() -> None:
     now = datetime(2023, 11, 14, 22, 13)  # NOW_MS, as a wall clock
     messages = [FakeMessage(CODEC.encode(TripRequest(f"t{i}", pickup, 100, 110, 1)), _offset=i)

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
+import pytest
 from confluent_kafka import KafkaError, TopicPartition
 
 from edml.contracts import ModelMetadata
 from edml.samples import sample_events
 from services.lag import ConsumerLag
-from services.metrics import Metrics
+from services.metrics import Metrics, observe_many
 
 
 class Consumer:
@@ -111,3 +113,23 @@ def test_the_offline_mae_of_the_champion_and_the_candidate_is_shown_while_they_a
     metrics.candidate(None)
     assert _samples(metrics, "edml_model_offline_mae_minutes") == {("v2",): 3.5}
     assert _samples(metrics, "edml_model_info") == {("trips", "v2"): 1}
+
+
+def test_a_batch_observed_at_once_shows_what_observing_each_value_shows() -> None:
+    one_by_one, at_once = Metrics(), Metrics()
+    values = np.concatenate([np.random.default_rng(5).exponential(0.05, 5000),
+                             [0.0, 0.001, 0.0025, 10.0, 10.5, 1e9]])  # bounds and past them
+    for value in values.tolist():
+        one_by_one.end_to_end_seconds.labels("v1").observe(value)
+    observe_many(at_once.end_to_end_seconds.labels("v1"), values)
+    observe_many(at_once.end_to_end_seconds.labels("v1"), np.empty(0))
+
+    def samples(metrics: Metrics) -> dict[str, float]:
+        return {f"{s.name}{sorted(s.labels.items())}": s.value
+                for metric in metrics.registry.collect()
+                if metric.name == "edml_end_to_end_seconds"
+                for s in metric.samples if not s.name.endswith("_created")}
+
+    expected = samples(one_by_one)
+    assert expected.keys() == samples(at_once).keys()
+    assert samples(at_once) == pytest.approx(expected)

@@ -1,0 +1,39 @@
+"""The ceiling: consume -> produce the same bytes -> commit, with the scoring worker's own
+client settings and batch size, and no work in between. Runs until stopped.
+
+    python -m bench.contenders.passthrough BOOTSTRAP IN OUT GROUP
+"""
+
+from __future__ import annotations
+
+import sys
+
+from bench.contenders.common import run_until_stopped
+from edml.kafka import OUTPUT_PRODUCER, consumer, producer
+from edml.settings import KafkaSettings
+from services.settings import ScoringSettings
+
+
+def main(bootstrap: str, source: str, sink: str, group: str) -> None:
+    kafka = KafkaSettings(bootstrap=bootstrap)
+    batch = ScoringSettings.model_fields["batch_size"].default
+    wait_s = ScoringSettings.model_fields["batch_wait_s"].default
+    reader = consumer(kafka, group, **{"enable.partition.eof": False,
+                                       "fetch.wait.max.ms": max(1, int(wait_s * 1000))})
+    writer = producer(kafka, **OUTPUT_PRODUCER)
+    reader.subscribe([source])
+
+    def step() -> None:
+        messages = [m for m in reader.consume(batch, wait_s) if m.error() is None]
+        if messages:
+            for m in messages:
+                writer.produce(sink, key=m.key(), value=m.value())
+            writer.flush(30)
+            reader.commit(asynchronous=True)
+
+    run_until_stopped(step)
+    reader.close()
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:5])
