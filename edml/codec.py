@@ -286,6 +286,7 @@ class Codec:
         self._by_fingerprint: dict[bytes, dict[str, Any]] = {}
         self._by_id: dict[int, dict[str, Any]] = {}
         self._raw_decoders: dict[tuple[bytes, str], _RawDecoder] = {}
+        self._raw_encoders: dict[str, Any] = {}  # cavro schemas by name
         for schema in self._readers.values():
             self._by_fingerprint[_fingerprint(schema)] = schema
         if schemas is None:
@@ -343,6 +344,20 @@ class Codec:
         except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
             raise EncodeError(f"{name}: {exc}") from exc
         return buf.getvalue()
+
+    def encode_raw(self, name: str, record: Mapping[str, Any]) -> bytes:
+        """``record`` encoded as ``encode_record`` does, by cavro, logical types given as
+        their Avro values: for the hot path's big records (a batch's changes), where it
+        costs a third of fastavro's."""
+        writer = self._writer(name)
+        schema = self._raw_encoders.get(name)
+        if schema is None:
+            schema = self._raw_encoders[name] = self._raw_schema(writer.schema)
+        try:
+            body: bytes = schema.binary_encode(record)
+        except Exception as exc:  # cavro's value errors share no base class
+            raise EncodeError(f"{name}: {exc}") from exc
+        return writer.header + body
 
     def encode(self, record: Record) -> bytes:
         return self.encode_record(record.SCHEMA, record.to_avro())

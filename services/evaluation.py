@@ -11,24 +11,35 @@ The state follows its partition, as in Kafka Streams: every change is also a ``C
 for the join changelog topic, at the partition of the record that made it, and a worker
 that is assigned a partition first replays that partition of the changelog (``restore``).
 A scale-out or a rebalance moves a waiting half with its partition, so no join is lost.
+A batch's changes travel as one ``JoinChanges`` message per partition (``changelog``):
+a message per trip cost the scoring loop a produce per trip.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rocksdict import AccessType, Rdict, WriteBatch
 
-from edml.errors import StorageError
+from edml.codec import Codec
+from edml.errors import DecodeError, StorageError
+from edml.logs import event, get_logger
 from services.drift import DriftMonitor
 from services.evidence import EvidenceWindow
 from services.metrics import Metrics
 
 __all__ = ["Change", "LiveEvaluator"]
 
+log = get_logger(__name__)
 _PREDICTED, _ACTUAL = b"p:", b"a:"
+_JOIN_CHANGES = "edml.JoinChanges"
+# changes a changelog message carries at most: ~50 KB, far under any broker's message limit
+# whatever the batch size
+_CHANGES_PER_MESSAGE = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +61,41 @@ class LiveEvaluator:
         except Exception as exc:  # rocksdict raises plain Exception (e.g. a held lock)
             raise StorageError(f"cannot open the join store {path}: {exc}") from exc
         self._metrics, self._evidence, self._drift = metrics, evidence, drift
+        # the changelog is this worker group's own: single-object encoding, no registry
+        self._codec = Codec()
         self.joined = 0
+
+    def changelog(self, changes: Iterable[Change]) -> list[tuple[int, bytes]]:
+        """``changes`` as changelog messages: (partition, value), each partition's in the
+        order made."""
+        by_partition: dict[int, list[dict[str, Any]]] = {}
+        for change in changes:
+            by_partition.setdefault(change.partition, []).append(
+                {"key": change.key, "value": change.value})
+        return [(partition, self._codec.encode_raw(_JOIN_CHANGES, {
+                    "changes": writes[start:start + _CHANGES_PER_MESSAGE]}))
+                for partition, writes in by_partition.items()
+                for start in range(0, len(writes), _CHANGES_PER_MESSAGE)]
+
+    def writes(self, messages: Iterable[Any]) -> Iterator[tuple[bytes, bytes | None]]:
+        """The store writes changelog messages hold, in order, for ``restore``. A message
+        that cannot be read costs those joins only (the live error of a few trips), so it
+        is logged and skipped; a message written before ``JoinChanges`` held one write as
+        its key and value."""
+        for msg in messages:
+            key = msg.key()
+            if key is not None and key.startswith((_PREDICTED, _ACTUAL)):
+                yield key, msg.value()
+                continue
+            try:
+                record = self._codec.decode_record(msg.value() or b"", _JOIN_CHANGES)
+            except DecodeError as exc:
+                event(log, "evaluation.changelog_unreadable", logging.WARNING,
+                      source=f"{msg.topic()}[{msg.partition()}]@{msg.offset()}",
+                      error=str(exc))
+                continue
+            for change in record["changes"]:
+                yield change["key"], change["value"]
 
     def predicted(self, items: Iterable[tuple[str, list[tuple[str, float]], int]]
                   ) -> list[Change]:

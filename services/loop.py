@@ -347,6 +347,7 @@ class ScoringLoop:
 
     def _join(self, actuals: list[Message], writer: Any) -> None:
         now = self._now()
+        changes: list[Change] = []
         for msg in actuals:
             try:
                 done = self._codec.decode(msg.value() or b"", TripCompleted)
@@ -362,16 +363,17 @@ class ScoringLoop:
                       stage="decode", error_kind=type(exc).__name__, error=str(exc)[:200])
                 continue
             pickup = done.dropoff_datetime - timedelta(seconds=done.duration_seconds)
-            self._log_changes(writer, [self._evaluator.actual(
-                done.trip_id, done.duration_seconds, msg.partition() or 0,
-                day_number(pickup.date()))])
+            changes.append(self._evaluator.actual(done.trip_id, done.duration_seconds,
+                                                  msg.partition() or 0,
+                                                  day_number(pickup.date())))
+        self._log_changes(writer, changes)
 
     def _log_changes(self, writer: Any, changes: list[Change]) -> None:
         """The join state's changes, at their records' partitions: delivered with the batch,
         before its commit, so the changelog is never behind what the offsets say is done."""
-        for change in changes:
-            writer.produce(self._s.join_changelog, key=change.key, value=change.value,
-                           partition=change.partition, on_delivery=self._delivered)
+        for partition, value in self._evaluator.changelog(changes):
+            writer.produce(self._s.join_changelog, value=value, partition=partition,
+                           on_delivery=self._delivered)
 
     def _restore(self, partitions: list[TopicPartition]) -> None:
         """Replay the changelog of the newly assigned actuals partitions into the join
@@ -381,8 +383,7 @@ class ScoringLoop:
         assigned = [tp.partition for tp in partitions if tp.topic == self._s.topics.actuals]
         if not assigned:
             return
-        restored = self._evaluator.restore(
-            (msg.key() or b"", msg.value())
-            for msg in read_partitions(self._s.kafka, self._s.join_changelog, assigned)
-            if msg.timestamp()[1] >= horizon_ms)
+        restored = self._evaluator.restore(self._evaluator.writes(
+            msg for msg in read_partitions(self._s.kafka, self._s.join_changelog, assigned)
+            if msg.timestamp()[1] >= horizon_ms))
         event(log, "evaluation.restored", partitions=assigned, changes=restored)

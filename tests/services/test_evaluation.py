@@ -5,11 +5,15 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from edml.codec import Codec
 from edml.event_time import day_number
 from services.drift import DriftMonitor
-from services.evaluation import LiveEvaluator
+from services.evaluation import Change, LiveEvaluator
 from services.evidence import EvidenceWindow
 from services.metrics import Metrics
+from tests.services.fakes import FakeMessage
+
+CODEC = Codec()
 
 
 def _sum(metrics: Metrics, version: str) -> tuple[float, float]:
@@ -97,4 +101,36 @@ def test_a_joined_trip_is_counted_for_drift_under_its_pickup_day_in_either_order
     assert window.joined == 2
     assert window.sum_error == -120.0 + 120.0 and window.sum_abs_error == 240.0
     assert evaluator.joined == 3
+    evaluator.close()
+
+
+def test_a_batchs_changes_travel_as_one_message_a_partition_and_replay_in_order(
+        tmp_path: Path) -> None:
+    first = LiveEvaluator(tmp_path / "first.rocksdb", Metrics(), horizon_s=3600)
+    changes = first.predicted([(f"t{i}", [("v1", 60.0 + i)], i % 2) for i in range(2500)])
+    changes.append(first.actual("t0", 90.0, 0))  # joins t0: its prediction is deleted
+    messages = first.changelog(changes)
+    # partition 0: 1,250 predictions and the delete; partition 1: 1,250 predictions
+    assert sorted((p, len(CODEC.decode_record(v, "edml.JoinChanges")["changes"]))
+                  for p, v in messages) == [(0, 251), (0, 1000), (1, 250), (1, 1000)]
+    first.close()
+
+    second = LiveEvaluator(tmp_path / "second.rocksdb", Metrics(), horizon_s=3600)
+    partition_0 = [FakeMessage(v, _partition=0, _offset=i)
+                   for i, (p, v) in enumerate(messages) if p == 0]
+    assert second.restore(second.writes(partition_0)) == 1251
+    assert second.predicted([("t0", [("v2", 1.0)], 0)])[0].key == b"p:t0"  # t0 is done
+    assert second.actual("t2", 100.0, 0).value is None  # t2's prediction came along
+    second.close()
+
+
+def test_a_changelog_message_of_an_older_worker_or_unreadable_does_not_stop_a_restore(
+        tmp_path: Path) -> None:
+    evaluator = LiveEvaluator(tmp_path / "joins.rocksdb", Metrics(), horizon_s=3600)
+    older = FakeMessage(b"v1\t600.0", _key=b"p:a")  # one write as key and value
+    unreadable = FakeMessage(b"\xc3\x01not a changelog message", _offset=1)
+    current = FakeMessage(evaluator.changelog([Change(0, b"p:b", b"v1\t300.0")])[0][1],
+                          _offset=2)
+    assert list(evaluator.writes([older, unreadable, current])) == [
+        (b"p:a", b"v1\t600.0"), (b"p:b", b"v1\t300.0")]
     evaluator.close()
