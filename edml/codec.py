@@ -30,6 +30,7 @@ from fastavro.schema import to_parsing_canonical_form
 
 from edml.contracts import Record
 from edml.errors import DecodeError, EncodeError
+from edml.raw_decode import RAW_OPTIONS, RawDecoder
 from edml.settings import RegistrySettings
 
 __all__ = [
@@ -231,37 +232,6 @@ class _GenericPredictionWriter:
                 zip(trip_ids, seconds.tolist(), requested_ms.tolist(), strict=True)]
 
 
-# cavro decodes records to dicts and leaves logical types as their Avro values (a
-# timestamp as its long): what the columns of a batch want
-_RAW = cavro.DEFAULT_OPTIONS.replace(record_decodes_to_dict=True, logical_types=())
-# read after a record: raises EOFError where the record ended at the message's end (cavro
-# does not say how far it read)
-_ONE_MORE_BYTE = cavro.Schema('{"type": "fixed", "name": "edml.Probe", "size": 1}',
-                              options=_RAW)
-
-
-@dataclass(frozen=True, slots=True)
-class _RawDecoder:
-    """One writer schema's messages read as one reader schema, by cavro."""
-
-    schema: Any  # cavro.Schema, or cavro.ResolvedSchema for another writer
-    name: str
-    offset: int  # the framing's bytes
-
-    def __call__(self, data: bytes) -> dict[str, Any]:
-        reader = cavro.MemoryReader(memoryview(data)[self.offset:])
-        try:
-            record: dict[str, Any] = self.schema.binary_read(reader)
-        except Exception as exc:  # EOFError, ValueError, UnicodeDecodeError on corrupt bodies
-            raise DecodeError(f"corrupt {self.name} body: {type(exc).__name__}: {exc}"
-                              ) from exc
-        try:
-            _ONE_MORE_BYTE.binary_read(reader)
-        except EOFError:
-            return record
-        raise DecodeError(f"corrupt {self.name} body: trailing bytes after the record")
-
-
 @dataclass(frozen=True, slots=True)
 class _Writer:
     name: str
@@ -285,7 +255,7 @@ class Codec:
         self._writers: dict[str, _Writer] = {}
         self._by_fingerprint: dict[bytes, dict[str, Any]] = {}
         self._by_id: dict[int, dict[str, Any]] = {}
-        self._raw_decoders: dict[tuple[bytes, str], _RawDecoder] = {}
+        self._raw_decoders: dict[tuple[bytes, str], RawDecoder] = {}
         self._raw_encoders: dict[str, Any] = {}  # cavro schemas by name
         for schema in self._readers.values():
             self._by_fingerprint[_fingerprint(schema)] = schema
@@ -439,44 +409,59 @@ class Codec:
                      ) -> list[dict[str, Any] | DecodeError]:
         """Each message's record as ``name``'s reader schema sees it, or the DecodeError
         that says why it has none; logical types left as their Avro values (a timestamp as
-        its long). The scoring hot path's decode: a message costs a quarter of
-        ``decode_record`` (bench/codec.py). A registry that cannot be reached raises: that
-        is no message's fault."""
+        its long). The scoring hot path's decode: a batch of one writer is read in one call
+        (``edml.raw_decode``), else a message at a time, each at a quarter of
+        ``decode_record``'s cost (bench/codec.py). A registry that cannot be reached
+        raises: that is no message's fault."""
         if name not in self._readers:
             raise DecodeError(f"no schema named {name} in avro/")
-        decoders = self._raw_decoders
+        if messages and isinstance(messages[0], bytes):
+            header = self._header(messages[0])
+            try:
+                decoder: RawDecoder | None = self._raw_decoders.get((header, name)) or \
+                    self._raw_decoder(messages[0], name)
+            except DecodeError:
+                decoder = None  # the first message's own error: found one at a time below
+            if decoder is not None and all(type(m) is bytes and m.startswith(header)
+                                           for m in messages):
+                records = decoder.all_at_once(messages)
+                if records is not None:
+                    return list(records)
         out: list[dict[str, Any] | DecodeError] = []
         for data in messages:
             try:
                 if not isinstance(data, bytes):
                     raise DecodeError(f"expected bytes for {name}, got {type(data).__name__}")
-                # the framing's header names the writer: the fingerprint or the schema id
-                header = data[:_SINGLE_OBJECT_HEADER if data[:2] == SINGLE_OBJECT_MAGIC
-                              else _CONFLUENT_HEADER]
-                decoder = decoders.get((header, name)) or self._raw_decoder(data, name)
+                decoder = self._raw_decoders.get((self._header(data), name)) or \
+                    self._raw_decoder(data, name)
                 out.append(decoder(data))
             except DecodeError as exc:
                 out.append(exc)
         return out
 
-    def _raw_decoder(self, data: bytes, name: str) -> _RawDecoder:
+    @staticmethod
+    def _header(data: bytes) -> bytes:
+        """The framing's header: it names the writer, by fingerprint or by schema id."""
+        return data[:_SINGLE_OBJECT_HEADER if data[:2] == SINGLE_OBJECT_MAGIC
+                    else _CONFLUENT_HEADER]
+
+    def _raw_decoder(self, data: bytes, name: str) -> RawDecoder:
         writer, offset = self._writer_schema(data)
         if writer["name"] != name:
             raise DecodeError(f"expected a {name} message, got {writer['name']}")
-        reader = self._raw_schema(self._readers[name])
+        reader = self._readers[name]
         try:
-            schema = reader if writer is self._readers[name] else reader.reader_for_writer(
-                self._raw_schema(writer))
+            decoder = RawDecoder.of(_schema_json(reader), None if writer is reader
+                                    else _schema_json(writer), name, offset)
         except Exception as exc:  # cavro's resolution errors share no base class
             raise DecodeError(f"{name}: the writer's schema cannot be read as ours: {exc}"
                               ) from exc
-        decoder = _RawDecoder(schema, name, offset)
         self._raw_decoders[(data[:offset], name)] = decoder
         return decoder
 
     @staticmethod
     def _raw_schema(schema: dict[str, Any]) -> Any:
-        return cavro.Schema(_schema_json(schema), options=_RAW)
+        return cavro.Schema(_schema_json(schema), options=RAW_OPTIONS)
 
     def decode(self, data: bytes, cls: type[R]) -> R:
         return cls.from_avro(self.decode_record(data, cls.SCHEMA))

@@ -3,6 +3,7 @@ reads and writes exactly what fastavro does, on random and edge-case records."""
 
 from __future__ import annotations
 
+import io
 import json
 import random
 from datetime import datetime, timedelta
@@ -16,6 +17,7 @@ import pytest
 from edml.codec import Codec
 from edml.contracts import TripRequest
 from edml.errors import DecodeError, RegistryUnavailable
+from edml.raw_decode import encoded_sizes
 
 _INT = (-2**31, 2**31 - 1)
 _EPOCH = datetime(1970, 1, 1)
@@ -157,3 +159,54 @@ def test_predictions_encoded_column_wise_are_fastavros_bytes(registry: str | Non
         "model_name": "trip-duration", "model_version": "0.1.0-20261201-abc1234",
         "requested_at": r, "predicted_at": predicted_ms})
         for trip_id, s, r in zip(trip_ids, seconds.tolist(), requested.tolist(), strict=True)]
+
+
+def test_the_size_of_each_record_is_computed_exactly_from_what_was_read() -> None:
+    codec = Codec()
+    records = _requests(3000, 4)
+    bodies = [codec.encode_record("edml.TripRequest", r)[10:] for r in records]
+    sizes = encoded_sizes(codec.schemas["edml.TripRequest"])
+    assert sizes is not None
+    assert sizes([_as_avro_values(r) for r in records]).tolist() == [len(b) for b in bodies]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_one_corrupt_message_anywhere_in_a_batch_leaves_every_other_record_intact(
+        seed: int) -> None:
+    codec, rng = Codec(), random.Random(seed)
+    messages = [codec.encode_record("edml.TripRequest", r) for r in _requests(500, seed)]
+    expected: list[Any] = [codec.decode_batch([m], "edml.TripRequest")[0] for m in messages]
+    bad = rng.randrange(len(messages))
+    messages[bad] = rng.choice([lambda d: d[:-1], lambda d: d + b"\x00",
+                                lambda d: d[:10] + rng.randbytes(len(d) - 10)])(messages[bad])
+    decoded = codec.decode_batch(messages, "edml.TripRequest")
+    assert decoded[:bad] == expected[:bad] and decoded[bad + 1:] == expected[bad + 1:]
+    try:
+        alone: Any = _as_avro_values(codec.decode_record(messages[bad], "edml.TripRequest"))
+    except DecodeError:
+        alone = DecodeError
+    assert (type(decoded[bad]) if isinstance(decoded[bad], DecodeError)
+            else decoded[bad]) == alone
+
+
+def test_faults_that_cancel_out_in_length_are_each_still_caught() -> None:
+    codec = Codec()
+    one, two, three = (codec.encode(TripRequest(f"trip-{i}", datetime(2020, 1, 1), 1, 2, 1))
+                       for i in range(3))
+    # a byte too many on one, a byte too few on the next: the batch's length is right
+    batch = codec.decode_batch([one + b"\x00", two[:-1], three], "edml.TripRequest")
+    assert [type(r) for r in batch[:2]] == [DecodeError, DecodeError]
+    assert batch[2] == _as_avro_values(codec.decode_record(three, "edml.TripRequest"))
+
+
+def test_a_value_written_with_a_longer_varint_than_needed_is_read_as_written() -> None:
+    codec = Codec()
+    message = codec.encode(TripRequest("trip-1", datetime(2020, 1, 1), 1, 2, 1))
+    body = fastavro.schemaless_reader(io.BytesIO(message[10:]),
+                                      codec.schemas["edml.TripRequest"], None)
+    # passenger_count 1 as two bytes (0x82 0x00): legal to read, never written so
+    at = message.rindex(b"\x02\x00\x00")  # passengers 1, then the two nulls
+    padded = message[:at] + b"\x82\x00" + message[at + 1:]
+    assert codec.decode_record(padded, "edml.TripRequest") == body
+    assert codec.decode_batch([message, padded], "edml.TripRequest") == [
+        _as_avro_values(body), _as_avro_values(body)]
