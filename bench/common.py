@@ -115,13 +115,16 @@ def stamp() -> str:
 def model_dir(given: Path | None) -> Path:
     if given is not None:
         return given
+    import atexit
+    import shutil
     import tempfile
 
     from trainer.pipeline import train
     from trainer.settings import TrainSettings
 
-    return train(TrainSettings(quick=True, out=Path(tempfile.mkdtemp(prefix="edml-bench-")))
-                 ).model_dir
+    out = Path(tempfile.mkdtemp(prefix="edml-bench-model-"))
+    atexit.register(shutil.rmtree, out, True)  # a benchmark leaves nothing behind
+    return train(TrainSettings(quick=True, out=out)).model_dir
 
 
 def run_until_outputs(argv: list[str], env: dict[str, str] | None, kafka: KafkaSettings,

@@ -143,9 +143,11 @@ class ScoringLoop:
         # delivery keeps retrying through a broker outage, for as long as the loop waits
         writer = producer(s.kafka, **OUTPUT_PRODUCER,
                           **{"delivery.timeout.ms": int(s.broker_outage_s * 1000)})
-        if s.evaluate:  # the join state's changelog: as many partitions as the actuals
-            ensure_topics(s.kafka, [NewTopic(s.join_changelog, s.topics.partitions,
-                                             s.topics.replication_factor)])
+        if s.evaluate:  # the join state's changelog: as many partitions as the actuals;
+            # kept as long as a restore reads it (the horizon, and an hour of slack)
+            ensure_topics(s.kafka, [NewTopic(
+                s.join_changelog, s.topics.partitions, s.topics.replication_factor,
+                config={"retention.ms": str(int((s.evaluation_horizon_s + 3600) * 1000))})])
         for topic in (s.topics.predictions, s.topics.dead_letters):
             # learn the output topics' leaders now, not while the first batch waits
             writer.list_topics(topic, timeout=s.kafka.request_timeout_s)
