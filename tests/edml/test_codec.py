@@ -53,7 +53,8 @@ def test_single_object_header_is_magic_then_the_spec_fingerprint() -> None:
     assert data[2:10].hex() == expected  # fastavro's independent CRC-64-AVRO
 
 
-@pytest.mark.parametrize(
+# every way a message can be wrong, and what its DecodeError says
+CORRUPT = pytest.mark.parametrize(
     ("mangle", "reason"),
     [
         (lambda d: b"", "neither single-object"),
@@ -61,10 +62,15 @@ def test_single_object_header_is_magic_then_the_spec_fingerprint() -> None:
         (lambda d: d[:2] + b"\xff" * 8 + d[10:], "unknown writer schema"),
         (lambda d: d[:12], "corrupt edml.TripRequest body"),
         (lambda d: d + b"\x00", "trailing bytes"),
+        (lambda d: d[:10] + b"\x04\xff\xfe" + d[17:], "corrupt edml.TripRequest body"),
         (lambda d: b"\x00\x00\x00\x00\x07" + d[10:], "no registry is configured"),
     ],
-    ids=["empty", "json", "unknown-fingerprint", "truncated", "trailing", "registry-framed"],
+    ids=["empty", "json", "unknown-fingerprint", "truncated", "trailing", "not-utf8",
+         "registry-framed"],
 )
+
+
+@CORRUPT
 def test_a_corrupt_message_raises_decode_error(mangle: Any, reason: str) -> None:
     codec = Codec()
     with pytest.raises(DecodeError, match=reason):

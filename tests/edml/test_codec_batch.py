@@ -18,6 +18,7 @@ from edml.codec import Codec
 from edml.contracts import TripRequest
 from edml.errors import DecodeError, RegistryUnavailable
 from edml.raw_decode import encoded_sizes
+from tests.edml.test_codec import CORRUPT
 
 _INT = (-2**31, 2**31 - 1)
 _EPOCH = datetime(1970, 1, 1)
@@ -60,20 +61,7 @@ def test_a_batch_decodes_to_what_fastavro_decodes_record_by_record() -> None:
                      for m in messages]
 
 
-@pytest.mark.parametrize(
-    ("mangle", "reason"),
-    [
-        (lambda d: b"", "neither single-object"),
-        (lambda d: b"{\"trip_id\": 1}", "neither single-object"),
-        (lambda d: d[:2] + b"\xff" * 8 + d[10:], "unknown writer schema"),
-        (lambda d: d[:12], "corrupt edml.TripRequest body"),
-        (lambda d: d + b"\x00", "trailing bytes"),
-        (lambda d: d[:10] + b"\x04\xff\xfe" + d[17:], "corrupt edml.TripRequest body"),
-        (lambda d: b"\x00\x00\x00\x00\x07" + d[10:], "no registry is configured"),
-    ],
-    ids=["empty", "json", "unknown-fingerprint", "truncated", "trailing", "bad-utf8",
-         "registry-framed"],
-)
+@CORRUPT
 def test_a_corrupt_message_in_a_batch_is_its_own_error_and_the_rest_decode(
         mangle: Any, reason: str) -> None:
     codec = Codec()
