@@ -20,7 +20,7 @@ import pandas as pd
 
 from batch_scoring.score import predict_trips
 from batch_scoring.trips import read_source
-from batch_scoring.versions import NEW_YORK
+from batch_scoring.versions import pickups_utc_ms
 from edml.contracts import ModelMetadata, RolloutDecision, RolloutEvidence, RolloutPolicy
 from edml.errors import DataError
 from edml.loader import ModelLoader
@@ -104,7 +104,5 @@ def backtest(candidate: Predictor, candidate_version: str, champion: ModelMetada
 
 
 def _utc(pickup: pd.Timestamp) -> datetime:
-    local = pd.Timestamp(pickup).tz_localize(NEW_YORK, ambiguous=True,
-                                             nonexistent="shift_forward")
-    stamped: datetime = local.tz_convert(UTC).to_pydatetime()
-    return stamped
+    """A New York wall-clock pickup as a UTC instant, by the as-of rule's own conversion."""
+    return datetime.fromtimestamp(int(pickups_utc_ms(pd.Series([pickup]))[0]) / 1000, UTC)

@@ -18,7 +18,7 @@ from edml.contracts import ModelMetadata
 from edml.errors import ConfigError
 from edml.model_log import ModelEntry
 
-__all__ = ["NEW_YORK", "Versions", "as_of", "one_version"]
+__all__ = ["NEW_YORK", "Versions", "as_of", "one_version", "pickups_utc_ms"]
 
 NEW_YORK = "America/New_York"
 
@@ -34,7 +34,7 @@ class Versions:
     def pick(self, pickups: pd.Series) -> np.ndarray:
         """The index into ``metadata`` of the version that scores each pickup, or -1 where
         no version existed yet."""
-        utc_ms = _utc_ms(pickups)
+        utc_ms = pickups_utc_ms(pickups)
         return np.searchsorted(np.asarray(self.since_ms, dtype=np.int64), utc_ms,
                                side="right") - 1
 
@@ -63,7 +63,7 @@ def as_of(entries: Sequence[ModelEntry], name: str) -> Versions:
     return Versions(tuple(since), tuple(champions))
 
 
-def _utc_ms(pickups: pd.Series) -> np.ndarray:
+def pickups_utc_ms(pickups: pd.Series) -> np.ndarray:
     """New York wall-clock pickups as UTC milliseconds. In the autumn's repeated hour a
     pickup is taken as its first (daylight-time) occurrence; a spring-forward gap time
     moves forward: the TLC's clocks leave no way to tell."""

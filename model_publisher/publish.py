@@ -15,7 +15,6 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from batch_scoring.backtest import backtest
 from edml.artifacts import artifact_uri, checksum_of, validate_name
 from edml.codec import Codec
 from edml.contracts import SHADOW, DataWindow, ModelKey, ModelMetadata, RolloutPolicy
@@ -139,6 +138,9 @@ def publish(model_dir: Path, name: str, settings: PublisherSettings, version: st
     model = _smoke_test(model_dir)
     backtested: dict[str, float] = {}
     if gate is not None and current is not None:
+        # imported here: the trip reader and pyarrow only for a publish that backtests
+        from batch_scoring.backtest import backtest
+
         result = backtest(model, version, current.version_only(), gate.trips, settings.storage,
                           gate.cache_dir, policy or RolloutPolicy(), gate.days)
         event(log, "model.backtested", model=name, version=version,

@@ -11,14 +11,15 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
-from edml.report_page import page, png, table
+from edml.report_page import figure, page, table
 from trainer.evaluate import Evaluation
 
 __all__ = ["write_report"]
 
 
-def _predicted_vs_actual(ev: Evaluation) -> str:
+def _predicted_vs_actual(ev: Evaluation) -> Figure:
     fig, ax = plt.subplots(figsize=(6, 5.5))
     actual, predicted = ev.actual / 60, ev.predicted / 60
     hb = ax.hexbin(actual, predicted, gridsize=60, extent=(0, 60, 0, 60), bins="log", mincnt=1,
@@ -28,10 +29,10 @@ def _predicted_vs_actual(ev: Evaluation) -> str:
            title="Predicted vs actual (validation)")
     ax.legend(loc="upper left")
     fig.colorbar(hb, label="trips (log)")
-    return png(fig)
+    return fig
 
 
-def _by(table: pd.DataFrame, title: str, xlabel: str, kind: str) -> str:
+def _by(table: pd.DataFrame, title: str, xlabel: str, kind: str) -> Figure:
     fig, ax = plt.subplots(figsize=(8, 4))
     columns = [c for c in table.columns if c != "trips"]
     if kind == "line":
@@ -47,10 +48,10 @@ def _by(table: pd.DataFrame, title: str, xlabel: str, kind: str) -> str:
     ax.set(title=title, xlabel=xlabel, ylabel="MAE, minutes")
     ax.grid(alpha=0.3)
     ax.legend()
-    return png(fig)
+    return fig
 
 
-def _curves(history: dict[str, list[float]]) -> str:
+def _curves(history: dict[str, list[float]]) -> Figure:
     fig, ax = plt.subplots(figsize=(8, 4))
     for key, values in history.items():
         if "loss" in key or "mae" in key:
@@ -58,7 +59,7 @@ def _curves(history: dict[str, list[float]]) -> str:
     ax.set(title="Training curves (log seconds)", xlabel="epoch", ylabel="value")
     ax.grid(alpha=0.3)
     ax.legend()
-    return png(fig)
+    return fig
 
 
 def write_report(out: Path, ev: Evaluation, history: dict[str, list[float]],
@@ -86,8 +87,7 @@ def write_report(out: Path, ev: Evaluation, history: dict[str, list[float]],
     cleaning = summary.get("cleaning", {})
     dropped = "".join(f"<tr><th>{html.escape(rule)}</th><td>{n:,}</td></tr>"
                       for rule, n in cleaning.get("dropped", {}).items())
-    figures = "".join(f'<h2>{title}</h2><img alt="{title}" src="data:image/png;base64,{data}">'
-                      for title, data in images.items())
+    figures = "".join(figure(title, fig) for title, fig in images.items())
     report_path = out / "report.html"
     body = f"""<h1>Trip-duration model: evaluation</h1>
 <p>Validation on the latest months, against two baselines computed in the same run.
