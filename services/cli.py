@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging.config
 import os
 from pathlib import Path
 from typing import Any
@@ -26,10 +27,13 @@ def _serve(args: argparse.Namespace) -> int:
              if v is not None}
     settings = ScoringSettings(**given)
     require_broker(settings.kafka)  # one clear line, not a faust traceback
+    logs = dict_config(args.log_level, args.log_json)
+    # set up now, not when faust starts: the worker's threads begin before faust does, and
+    # their first events (the model table's catch-up, its rebuild) must not be dropped
+    logging.config.dictConfig(logs)
     app = create_app(settings)
     app.scoring.begin()  # type: ignore[attr-defined]  # the model loads while faust starts
-    worker = faust.Worker(app, loglevel=args.log_level,
-                          logging_config=dict_config(args.log_level, args.log_json))
+    worker = faust.Worker(app, loglevel=args.log_level, logging_config=logs)
     worker.execute_from_commandline()  # returns only by exiting the process
     return 0
 

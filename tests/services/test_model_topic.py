@@ -83,7 +83,7 @@ def test_a_recreated_model_topic_is_read_again_from_its_start(
             version="v2")
     again = workers.make("w1", recreated).start()  # the same data directory
     again.wait_ready("v2")
-    assert "model_table.rebuild" in again.log()
+    assert again.logged("model_table.rebuild"), again.log()
 
 
 @pytest.mark.parametrize("bad", ["garbage", "null", "another-model"])

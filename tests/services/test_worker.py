@@ -192,8 +192,7 @@ def test_a_restarted_worker_serves_at_once_from_its_table_and_cache(
     again.wait_ready("v1")
     send(kafka, topics.records, real_requests(500, "after"))
     all_outcomes(kafka, topics, 1000)
-    log = again.log()
-    assert "model.cache_hit" in log
+    assert again.logged("model.cache_hit"), again.log()
     counts = read_outputs(kafka, topics).outcome_counts()
     assert len(counts) == 1000 and set(counts.values()) == {1}
 

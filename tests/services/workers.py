@@ -185,8 +185,15 @@ class Worker:
         return total
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() \
-            else ""
+        """The end of the worker's log: what a failure message shows."""
+        return self.full_log()[-4000:]
+
+    def full_log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def logged(self, event: str) -> bool:
+        """Did the worker log ``event``, anywhere in its log?"""
+        return event in self.full_log()
 
     def stop(self, sig: signal.Signals = signal.SIGTERM) -> int:
         if self.process is None or self.process.poll() is not None:
