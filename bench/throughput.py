@@ -332,8 +332,9 @@ def main() -> None:
                         help="requests in the shared topic: enough for the fastest contender")
     parser.add_argument("--model", type=Path)
     parser.add_argument("--skip-quix", action="store_true")
-    parser.add_argument("--only", help="comma-separated contenders to run (with the ceiling "
-                                       "and edml)")
+    parser.add_argument("--only", action="append", default=[],
+                        help="a contender to run besides the ceiling and edml (repeat it; "
+                             "names hold commas, e.g. 'edml, no evaluation')")
     parser.add_argument("--latency-seconds", type=int, default=30)
     parser.add_argument("--only-latency", action="store_true",
                         help="skip the throughput contenders")
@@ -356,7 +357,7 @@ def main() -> None:
                 contenders = _contenders(kafka, stack.storage_uri, model, shared.models,
                                          None if args.skip_quix else _quix_python())
                 if args.only:
-                    keep = {CEILING, OURS, *args.only.split(",")}
+                    keep = {CEILING, OURS, *args.only}
                     contenders = {k: v for k, v in contenders.items() if k in keep}
                 rates: dict[str, list[Measured]] = {name: [] for name in contenders}
                 for r in range(args.rounds):

@@ -18,6 +18,7 @@ from edml.columns import input_columns
 from edml.contracts import CANARY, DeadLetter, ShadowPredictions, TripRequest
 from edml.errors import DecodeError, InvalidRecord, ModelError, UnfitModel
 from edml.savedmodel import Predictor, check_answers, smoke_test, usable
+from services.evaluation import Predictions
 
 __all__ = [
     "BatchResult",
@@ -87,9 +88,8 @@ class BatchResult:
     predictions: list[Outcome] = field(default_factory=list)  # the main topic's: one a trip
     shadow: list[Outcome] = field(default_factory=list)  # ShadowPredictions: one a version
     dead_letters: list[Outcome] = field(default_factory=list)
-    # (trip id, [(version, predicted seconds), ...], source partition) for the live
-    # evaluation: both versions' predictions of a trip during a rollout, the pair
-    predicted: list[tuple[str, list[tuple[str, float]], int]] = field(default_factory=list)
+    # for the live evaluation: both versions' predictions of a trip during a rollout
+    predicted: Predictions | None = None
     served_by: Counter[str] = field(default_factory=Counter)  # main-topic predictions
     shadowed_by: Counter[str] = field(default_factory=Counter)
     # per version that answered: when each of its trips was requested (end-to-end latency)
@@ -303,15 +303,16 @@ def score_batch(messages: Sequence[Message], predictor: Predictor, model_name: s
                 "predicted_duration_seconds": unused[shadowed].tolist(),
                 "requested_at": requested[shadowed].tolist()})))
             result.shadowed_by[other] = shadowed.size
-    pairs = zip(seconds.tolist(), mine.tolist(), theirs.tolist(), theirs_ok.tolist(),
-                strict=True)
-    for msg, trip_id, value, (champion, champion_ok, challenger, challenger_ok) in zip(
-            good, trip_ids, values, pairs, strict=True):
-        if value is None:
-            continue
-        result.predictions.append(Outcome(msg.key() or trip_id.encode(), value))
-        made = [(model_version, champion)] if champion_ok else []
-        if challenger_ok:
-            made.append((other_version, challenger))
-        result.predicted.append((trip_id, made, msg.partition() or 0))
+    out = np.flatnonzero(answered)
+    rows_out: list[int] = out.tolist()
+    result.predictions = [Outcome(good[row].key() or trip_ids[row].encode(), values[row] or b"")
+                          for row in rows_out]
+    # for the live evaluation: what each version predicted (NaN where it made none)
+    made = [np.where(mine, seconds, np.nan)] + ([np.where(theirs_ok, theirs, np.nan)]
+                                                if candidate is not None else [])
+    result.predicted = Predictions(
+        [trip_ids[row] for row in rows_out],
+        (model_version,) + ((other_version,) if candidate is not None else ()),
+        np.column_stack(made)[out],
+        np.fromiter((good[row].partition() or 0 for row in rows_out), np.int64, out.size))
     return result

@@ -18,12 +18,14 @@ a message per trip cost the scoring loop a produce per trip.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+import struct
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from rocksdict import AccessType, Rdict, WriteBatch
+import numpy as np
+from rocksdict import AccessType, Rdict, WriteBatch, WriteOptions
 
 from edml.codec import Codec
 from edml.errors import DecodeError, StorageError
@@ -32,7 +34,7 @@ from services.drift import DriftMonitor
 from services.evidence import EvidenceWindow
 from services.metrics import Metrics
 
-__all__ = ["Change", "LiveEvaluator"]
+__all__ = ["Change", "Changes", "LiveEvaluator", "Predictions"]
 
 log = get_logger(__name__)
 _PREDICTED, _ACTUAL = b"p:", b"a:"
@@ -40,15 +42,66 @@ _JOIN_CHANGES = "edml.JoinChanges"
 # changes a changelog message carries at most: ~50 KB, far under any broker's message limit
 # whatever the batch size
 _CHANGES_PER_MESSAGE = 1000
+# A stored prediction: this byte, the versions' UTF-8 length (2 bytes, little-endian), the
+# versions joined by NUL, then a little-endian double per version (NaN: it made none).
+# Packed with numpy a batch at a time; a store written before holds "version\tseconds" text.
+_PACKED = b"\x01"
 
 
-@dataclass(frozen=True, slots=True)
-class Change:
+class Change(NamedTuple):
     """One write of the join state, for the changelog: ``value`` None is a delete."""
 
     partition: int
     key: bytes
     value: bytes | None
+
+
+@dataclass
+class Changes:
+    """A batch's writes of the join state, in the order made, as three columns."""
+
+    partitions: list[int] = field(default_factory=list)
+    keys: list[bytes] = field(default_factory=list)
+    values: list[bytes | None] = field(default_factory=list)
+
+    def append(self, change: Change) -> None:
+        self.partitions.append(change.partition)
+        self.keys.append(change.key)
+        self.values.append(change.value)
+
+    def extend(self, partitions: Iterable[int], keys: Iterable[bytes],
+               values: Iterable[bytes | None]) -> None:
+        self.partitions.extend(partitions)
+        self.keys.extend(keys)
+        self.values.extend(values)
+
+    def __iter__(self) -> Iterator[Change]:
+        return map(Change, self.partitions, self.keys, self.values)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """A batch's predictions for the join, as columns: ``seconds[row, i]`` is what
+    ``versions[i]`` predicted for ``trip_ids[row]`` (NaN: it made none), the champion
+    first and a rollout's candidate beside it; ``partitions[row]`` is the trip's source
+    partition."""
+
+    trip_ids: list[str]
+    versions: tuple[str, ...]
+    seconds: np.ndarray
+    partitions: np.ndarray
+
+    @classmethod
+    def of(cls, versions: Sequence[str],
+           rows: Sequence[tuple[str, Sequence[float], int]]) -> Predictions:
+        """From rows of (trip id, [seconds per version], partition)."""
+        return cls([trip_id for trip_id, _, _ in rows], tuple(versions),
+                   np.array([seconds for _, seconds, _ in rows], dtype=np.float64
+                            ).reshape(len(rows), len(versions)),
+                   np.array([partition for _, _, partition in rows], dtype=np.int64))
 
 
 class LiveEvaluator:
@@ -60,18 +113,24 @@ class LiveEvaluator:
             self._db = Rdict(str(path), access_type=AccessType.with_ttl(int(horizon_s)))
         except Exception as exc:  # rocksdict raises plain Exception (e.g. a held lock)
             raise StorageError(f"cannot open the join store {path}: {exc}") from exc
+        # No write-ahead log, as in Kafka Streams' stores: the changelog is the durable
+        # copy, and an assignment replays it whatever the store held.
+        writes = WriteOptions()
+        # a property in rocksdict, which its type stub declares as a method
+        writes.disable_wal = True  # type: ignore[method-assign,assignment]
+        self._db.set_write_options(writes)
         self._metrics, self._evidence, self._drift = metrics, evidence, drift
         # the changelog is this worker group's own: single-object encoding, no registry
         self._codec = Codec()
         self.joined = 0
 
-    def changelog(self, changes: Iterable[Change]) -> list[tuple[int, bytes]]:
+    def changelog(self, changes: Changes) -> list[tuple[int, bytes]]:
         """``changes`` as changelog messages: (partition, value), each partition's in the
         order made."""
         by_partition: dict[int, list[dict[str, Any]]] = {}
-        for change in changes:
-            by_partition.setdefault(change.partition, []).append(
-                {"key": change.key, "value": change.value})
+        for partition, key, value in zip(changes.partitions, changes.keys, changes.values,
+                                         strict=True):
+            by_partition.setdefault(partition, []).append({"key": key, "value": value})
         return [(partition, self._codec.encode_raw(_JOIN_CHANGES, {
                     "changes": writes[start:start + _CHANGES_PER_MESSAGE]}))
                 for partition, writes in by_partition.items()
@@ -97,26 +156,28 @@ class LiveEvaluator:
             for change in record["changes"]:
                 yield change["key"], change["value"]
 
-    def predicted(self, items: Iterable[tuple[str, list[tuple[str, float]], int]]
-                  ) -> list[Change]:
-        """A batch of (trip id, [(version, seconds), ...], partition), the champion's first
-        and a rollout's candidate's beside it: one multi-get and one write batch, not a
-        call per trip. Returns the changes for the changelog."""
-        items = list(items)
-        keys = [trip_id.encode() for trip_id, _, _ in items]
+    def predicted(self, batch: Predictions) -> Changes:
+        """A batch's predictions: one multi-get for the actuals that came first, one write
+        batch for the rest to wait, values packed a batch at a time. Returns the changes
+        for the changelog."""
+        keys = [trip_id.encode() for trip_id in batch.trip_ids]
         actuals: list[bytes | None] = self._db.get([_ACTUAL + key for key in keys]) or []
-        batch, changes = WriteBatch(), []
-        for (_, made, partition), key, actual in zip(items, keys, actuals, strict=True):
-            if actual is not None:
-                self._complete(made, *_actual(actual))
-                batch.delete(_ACTUAL + key)
-                changes.append(Change(partition, _ACTUAL + key, None))
-            else:
-                value = "\t".join(f"{version}\t{seconds!r}" for version, seconds in made
-                                  ).encode()
-                batch.put(_PREDICTED + key, value)
-                changes.append(Change(partition, _PREDICTED + key, value))
-        self._db.write(batch)
+        values = _pack(batch.versions, batch.seconds)
+        partitions: list[int] = batch.partitions.tolist()
+        changes, writes = Changes(), WriteBatch()
+        joined = [row for row, actual in enumerate(actuals) if actual is not None]
+        for row in joined:  # the actual came first: the trip is done, both halves leave
+            self._complete(_unpack(values[row]), *_actual(actuals[row] or b""))
+            writes.delete(_ACTUAL + keys[row])
+            changes.append(Change(partitions[row], _ACTUAL + keys[row], None))
+        waiting: Sequence[int] = sorted(set(range(len(keys))).difference(joined)) \
+            if joined else range(len(keys))
+        stored = [_PREDICTED + keys[row] for row in waiting]
+        kept = [values[row] for row in waiting]
+        for key, value in zip(stored, kept, strict=True):
+            writes.put(key, value)
+        self._db.write(writes)
+        changes.extend([partitions[row] for row in waiting], stored, kept)
         return changes
 
     def actual(self, trip_id: str, duration_s: float, partition: int,
@@ -126,10 +187,7 @@ class LiveEvaluator:
         key = trip_id.encode()
         predicted = self._db.get(_PREDICTED + key)
         if predicted is not None:
-            fields = predicted.decode().split("\t")
-            self._complete([(v, float(s)) for v, s in zip(fields[::2], fields[1::2],
-                                                           strict=True)], duration_s,
-                           pickup_day)
+            self._complete(_unpack(predicted), duration_s, pickup_day)
             del self._db[_PREDICTED + key]
             return Change(partition, _PREDICTED + key, None)
         value = (repr(duration_s) if pickup_day is None
@@ -168,6 +226,28 @@ class LiveEvaluator:
 
     def close(self) -> None:
         self._db.close()
+
+
+def _pack(versions: tuple[str, ...], seconds: np.ndarray) -> list[bytes]:
+    """Each row's stored value (see ``_PACKED``)."""
+    names = "\x00".join(versions).encode()
+    header = _PACKED + struct.pack("<H", len(names)) + names
+    raw = np.ascontiguousarray(seconds, dtype="<f8").tobytes()
+    width = 8 * len(versions)
+    return [header + raw[start:start + width] for start in range(0, len(raw), width)]
+
+
+def _unpack(value: bytes) -> list[tuple[str, float]]:
+    """A stored prediction: (version, seconds) for each version that made one."""
+    if not value.startswith(_PACKED):  # written before packing: "v1\t600.0[\tv2\t690.0]"
+        fields = value.decode().split("\t")
+        return [(version, float(seconds))
+                for version, seconds in zip(fields[::2], fields[1::2], strict=True)]
+    (length,) = struct.unpack_from("<H", value, 1)
+    versions = value[3:3 + length].decode().split("\x00")
+    seconds = np.frombuffer(value, "<f8", offset=3 + length).tolist()
+    return [(version, made) for version, made in zip(versions, seconds, strict=True)
+            if made == made]  # NaN: that version made none
 
 
 def _actual(value: bytes) -> tuple[float, int | None]:

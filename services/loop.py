@@ -36,7 +36,7 @@ from edml.loader import LoadedVersion
 from edml.logs import event, get_logger
 from services.batch import BatchResult, Candidate, dead_letter, dead_letter_key, score_batch
 from services.drift import DriftMonitor
-from services.evaluation import Change, LiveEvaluator
+from services.evaluation import Changes, LiveEvaluator
 from services.evidence import EvidenceWindow
 from services.lag import ConsumerLag
 from services.metrics import Metrics, observe_many
@@ -344,12 +344,12 @@ class ScoringLoop:
             for version, times_ms in result.request_times_ms.items():
                 observe_many(m.end_to_end_seconds.labels(version),
                              np.maximum(0.0, now - times_ms / 1000))
-            if self._s.evaluate:
+            if self._s.evaluate and result.predicted is not None:
                 self._log_changes(writer, self._evaluator.predicted(result.predicted))
 
     def _join(self, actuals: list[Message], writer: Any) -> None:
         now = self._now()
-        changes: list[Change] = []
+        changes = Changes()
         for msg in actuals:
             try:
                 done = self._codec.decode(msg.value() or b"", TripCompleted)
@@ -370,7 +370,7 @@ class ScoringLoop:
                                                   day_number(pickup.date())))
         self._log_changes(writer, changes)
 
-    def _log_changes(self, writer: Any, changes: list[Change]) -> None:
+    def _log_changes(self, writer: Any, changes: Changes) -> None:
         """The join state's changes, at their records' partitions: delivered with the batch,
         before its commit, so the changelog is never behind what the offsets say is done."""
         for partition, value in self._evaluator.changelog(changes):

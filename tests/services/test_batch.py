@@ -203,8 +203,9 @@ def test_in_shadow_every_trip_is_served_by_the_champion_and_shadowed_by_the_cand
     assert set(_shadowed(result.shadow).values()) == {"v8"}
     assert len(result.predictions) == len(_shadowed(result.shadow)) == 50
     assert len(result.shadow) == 1  # one message for the batch's shadow predictions
-    paired = {trip: dict(made) for trip, made, _ in result.predicted}
-    assert paired["trip-3"] == {"v7": 900.0, "v8": 999.0}
+    assert result.predicted is not None and result.predicted.versions == ("v7", "v8")
+    row = result.predicted.trip_ids.index("trip-3")
+    assert result.predicted.seconds[row].tolist() == [900.0, 999.0]
 
 
 def test_a_canary_answers_its_share_of_trips_and_the_other_side_goes_to_shadow() -> None:

@@ -8,12 +8,18 @@ from pathlib import Path
 from edml.codec import Codec
 from edml.event_time import day_number
 from services.drift import DriftMonitor
-from services.evaluation import Change, LiveEvaluator
+from services.evaluation import Change, Changes, LiveEvaluator, Predictions
 from services.evidence import EvidenceWindow
 from services.metrics import Metrics
 from tests.services.fakes import FakeMessage
 
 CODEC = Codec()
+
+
+def _made(version: str, *rows: tuple[str, float, int]) -> Predictions:
+    """Predictions of one version: (trip id, seconds, partition) each."""
+    return Predictions.of((version,), [(trip, [seconds], partition)
+                                       for trip, seconds, partition in rows])
 
 
 def _sum(metrics: Metrics, version: str) -> tuple[float, float]:
@@ -27,10 +33,10 @@ def _sum(metrics: Metrics, version: str) -> tuple[float, float]:
 def test_prediction_then_actual_and_actual_then_prediction_both_join(tmp_path: Path) -> None:
     metrics = Metrics()
     evaluator = LiveEvaluator(tmp_path / "joins.rocksdb", metrics, horizon_s=3600)
-    evaluator.predicted([("a", [("v1", 600.0)], 0)])
+    evaluator.predicted(_made("v1", ("a", 600.0, 0)))
     evaluator.actual("a", 720.0, 0)
     evaluator.actual("b", 300.0, 0)
-    evaluator.predicted([("b", [("v2", 420.0)], 0)])
+    evaluator.predicted(_made("v2", ("b", 420.0, 0)))
     assert _sum(metrics, "v1") == (1.0, 2.0)  # minutes
     assert _sum(metrics, "v2") == (1.0, 2.0)
     assert evaluator.joined == 2
@@ -40,7 +46,7 @@ def test_prediction_then_actual_and_actual_then_prediction_both_join(tmp_path: P
 def test_a_join_is_counted_once(tmp_path: Path) -> None:
     metrics = Metrics()
     evaluator = LiveEvaluator(tmp_path / "joins.rocksdb", metrics, horizon_s=3600)
-    evaluator.predicted([("a", [("v1", 600.0)], 0)])
+    evaluator.predicted(_made("v1", ("a", 600.0, 0)))
     evaluator.actual("a", 720.0, 0)
     evaluator.actual("a", 720.0, 0)  # a duplicate actual waits for a prediction that is gone
     assert _sum(metrics, "v1") == (1.0, 2.0)
@@ -50,7 +56,7 @@ def test_a_join_is_counted_once(tmp_path: Path) -> None:
 def test_a_waiting_half_moves_with_its_partition_through_the_changelog(tmp_path: Path) -> None:
     before, after = Metrics(), Metrics()
     first = LiveEvaluator(tmp_path / "first.rocksdb", before, horizon_s=3600)
-    changes = first.predicted([("a", [("v1", 600.0)], 3), ("b", [("v1", 300.0)], 1)])
+    changes = first.predicted(_made("v1", ("a", 600.0, 3), ("b", 300.0, 1)))
     changes.append(first.actual("c", 200.0, 3))
     assert [(c.partition, c.key) for c in changes] == [(3, b"p:a"), (1, b"p:b"), (3, b"a:c")]
     first.close()
@@ -59,7 +65,7 @@ def test_a_waiting_half_moves_with_its_partition_through_the_changelog(tmp_path:
     second = LiveEvaluator(tmp_path / "second.rocksdb", after, horizon_s=3600)
     assert second.restore((c.key, c.value) for c in changes if c.partition == 3) == 2
     second.actual("a", 720.0, 3)
-    deleted = second.predicted([("c", [("v2", 260.0)], 3)])
+    deleted = second.predicted(_made("v2", ("c", 260.0, 3)))
     assert _sum(after, "v1") == (1.0, 2.0) and _sum(after, "v2") == (1.0, 1.0)
     assert [(c.key, c.value) for c in deleted] == [(b"a:c", None)]  # joined: gone from both
     second.close()
@@ -68,10 +74,10 @@ def test_a_waiting_half_moves_with_its_partition_through_the_changelog(tmp_path:
 def test_a_trip_both_versions_predicted_is_a_pair_in_either_order(tmp_path: Path) -> None:
     metrics, window = Metrics(), EvidenceWindow("trips", "w1")
     evaluator = LiveEvaluator(tmp_path / "joins.rocksdb", metrics, 3600, window)
-    evaluator.predicted([("a", [("v1", 600.0), ("v2", 690.0)], 0)])
+    evaluator.predicted(Predictions.of(("v1", "v2"), [("a", [600.0, 690.0], 0)]))
     evaluator.actual("a", 720.0, 0)  # v1 off by 120 s, v2 by 30 s
     evaluator.actual("b", 300.0, 1)
-    evaluator.predicted([("b", [("v1", 300.0), ("v2", 360.0)], 1)])  # 0 s and 60 s
+    evaluator.predicted(Predictions.of(("v1", "v2"), [("b", [300.0, 360.0], 1)]))  # 0, 60 s
     (evidence,) = window.drain(datetime.now(UTC))
     assert (evidence.champion_version, evidence.candidate_version) == ("v1", "v2")
     # the differences: -90 s (a) and +60 s (b)
@@ -90,12 +96,12 @@ def test_a_joined_trip_is_counted_for_drift_under_its_pickup_day_in_either_order
     evaluator = LiveEvaluator(tmp_path / "joins.rocksdb", Metrics(), horizon_s=3600,
                               drift=drift)
     day = day_number(date(2020, 3, 18))
-    evaluator.predicted([("a", [("v1", 600.0)], 0)])
+    evaluator.predicted(_made("v1", ("a", 600.0, 0)))
     evaluator.actual("a", 720.0, 0, pickup_day=day)
     evaluator.actual("b", 300.0, 0, pickup_day=day)
-    evaluator.predicted([("b", [("v1", 420.0)], 0)])
+    evaluator.predicted(_made("v1", ("b", 420.0, 0)))
     evaluator.actual("c", 100.0, 0)  # no day known (a store from before the monitors)
-    evaluator.predicted([("c", [("v1", 160.0)], 0)])
+    evaluator.predicted(_made("v1", ("c", 160.0, 0)))
     (window,) = drift.drain()
     assert (window.model_version, window.day, window.requests) == ("v1", date(2020, 3, 18), 0)
     assert window.joined == 2
@@ -107,7 +113,8 @@ def test_a_joined_trip_is_counted_for_drift_under_its_pickup_day_in_either_order
 def test_a_batchs_changes_travel_as_one_message_a_partition_and_replay_in_order(
         tmp_path: Path) -> None:
     first = LiveEvaluator(tmp_path / "first.rocksdb", Metrics(), horizon_s=3600)
-    changes = first.predicted([(f"t{i}", [("v1", 60.0 + i)], i % 2) for i in range(2500)])
+    changes = first.predicted(Predictions.of(("v1",), [(f"t{i}", [60.0 + i], i % 2)
+                                                   for i in range(2500)]))
     changes.append(first.actual("t0", 90.0, 0))  # joins t0: its prediction is deleted
     messages = first.changelog(changes)
     # partition 0: 1,250 predictions and the delete; partition 1: 1,250 predictions
@@ -119,7 +126,8 @@ def test_a_batchs_changes_travel_as_one_message_a_partition_and_replay_in_order(
     partition_0 = [FakeMessage(v, _partition=0, _offset=i)
                    for i, (p, v) in enumerate(messages) if p == 0]
     assert second.restore(second.writes(partition_0)) == 1251
-    assert second.predicted([("t0", [("v2", 1.0)], 0)])[0].key == b"p:t0"  # t0 is done
+    (change,) = second.predicted(_made("v2", ("t0", 1.0, 0)))
+    assert change.key == b"p:t0"  # t0 is done: its prediction waits anew
     assert second.actual("t2", 100.0, 0).value is None  # t2's prediction came along
     second.close()
 
@@ -129,8 +137,32 @@ def test_a_changelog_message_of_an_older_worker_or_unreadable_does_not_stop_a_re
     evaluator = LiveEvaluator(tmp_path / "joins.rocksdb", Metrics(), horizon_s=3600)
     older = FakeMessage(b"v1\t600.0", _key=b"p:a")  # one write as key and value
     unreadable = FakeMessage(b"\xc3\x01not a changelog message", _offset=1)
-    current = FakeMessage(evaluator.changelog([Change(0, b"p:b", b"v1\t300.0")])[0][1],
-                          _offset=2)
+    changes = Changes()
+    changes.append(Change(0, b"p:b", b"v1\t300.0"))
+    current = FakeMessage(evaluator.changelog(changes)[0][1], _offset=2)
     assert list(evaluator.writes([older, unreadable, current])) == [
         (b"p:a", b"v1\t600.0"), (b"p:b", b"v1\t300.0")]
+    evaluator.close()
+
+
+def test_a_version_that_made_no_prediction_for_a_trip_is_not_joined_for_it(
+        tmp_path: Path) -> None:
+    metrics, window = Metrics(), EvidenceWindow("trips", "w1")
+    evaluator = LiveEvaluator(tmp_path / "joins.rocksdb", metrics, 3600, window)
+    nan = float("nan")  # the candidate failed on this trip: the champion answered alone
+    evaluator.predicted(Predictions.of(("v1", "v2 ünïcode"), [("a", [600.0, nan], 0),
+                                                               ("b", [nan, 390.0], 0)]))
+    evaluator.actual("a", 720.0, 0)
+    evaluator.actual("b", 300.0, 0)
+    assert _sum(metrics, "v1") == (1.0, 2.0) and _sum(metrics, "v2 ünïcode") == (1.0, 1.5)
+    assert window.drain(datetime.now(UTC)) == []  # no trip has both: no pair
+    evaluator.close()
+
+
+def test_a_prediction_stored_as_text_by_an_earlier_release_still_joins(tmp_path: Path) -> None:
+    metrics = Metrics()
+    evaluator = LiveEvaluator(tmp_path / "joins.rocksdb", metrics, horizon_s=3600)
+    assert evaluator.restore([(b"p:a", b"v1\t600.0\tv2\t660.0")]) == 1
+    evaluator.actual("a", 720.0, 0)
+    assert _sum(metrics, "v1") == (1.0, 2.0) and _sum(metrics, "v2") == (1.0, 1.0)
     evaluator.close()
