@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.contenders.common import HEARTBEAT_INTERVAL_MS, SESSION_TIMEOUT_MS
 from edml.codec import Codec
 from edml.contracts import TripPrediction
 from edml.kafka import ensure_topics, flush_or_raise, producer, read_partition, topic_specs
@@ -100,8 +101,10 @@ def topics_for(kafka: KafkaSettings, name: str) -> TopicSettings:
 def worker_env(kafka: KafkaSettings, topics: TopicSettings, storage_uri: str,
                 data_dir: Path, port: int) -> dict[str, str]:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
-           "EDML_KAFKA_BOOTSTRAP": kafka.bootstrap, "EDML_KAFKA_SESSION_TIMEOUT_MS": "3000",
-           "EDML_KAFKA_HEARTBEAT_INTERVAL_MS": "500", "EDML_STORAGE_URI": storage_uri,
+           "EDML_KAFKA_BOOTSTRAP": kafka.bootstrap,
+           "EDML_KAFKA_SESSION_TIMEOUT_MS": str(SESSION_TIMEOUT_MS),
+           "EDML_KAFKA_HEARTBEAT_INTERVAL_MS": str(HEARTBEAT_INTERVAL_MS),
+           "EDML_STORAGE_URI": storage_uri,
            "EDML_SCORING_MODEL_NAME": "bench", "EDML_SCORING_DATA_DIR": str(data_dir),
            "EDML_SCORING_WEB_HOST": "127.0.0.1", "EDML_SCORING_WEB_PORT": str(port),
            "EDML_SCORING_GROUP_ID": f"bench-{uuid.uuid4().hex[:6]}"}

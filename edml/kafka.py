@@ -18,6 +18,7 @@ from typing import Any
 from confluent_kafka import (
     OFFSET_BEGINNING,
     Consumer,
+    ConsumerGroupState,
     KafkaError,
     KafkaException,
     Message,
@@ -40,6 +41,7 @@ __all__ = [
     "consumer",
     "ensure_topics",
     "flush_or_raise",
+    "group_is_empty",
     "producer",
     "read_partition",
     "read_partitions",
@@ -136,6 +138,18 @@ def consumer(kafka: KafkaSettings, group_id: str | None = None, **overrides: Any
 
 def admin(kafka: KafkaSettings) -> AdminClient:
     return AdminClient(client_config(kafka))
+
+
+def group_is_empty(kafka: KafkaSettings, group_id: str, timeout_s: float = 2.0) -> bool:
+    """True when the broker says ``group_id`` has no member now (empty, or never seen);
+    False when it has one, or when the broker cannot say (the careful answer)."""
+    client = AdminClient(client_config(kafka) | {"logger": _SILENT_LOG})
+    try:
+        described = client.describe_consumer_groups([group_id], request_timeout=timeout_s)
+        state = described[group_id].result(timeout=timeout_s).state
+    except Exception:  # KafkaException, a timeout, a broker without DescribeGroups
+        return False
+    return state in (ConsumerGroupState.EMPTY, ConsumerGroupState.DEAD)
 
 
 def require_broker(kafka: KafkaSettings, topic: str | None = None) -> ClusterMetadata:

@@ -31,7 +31,14 @@ from edml.codec import Codec
 from edml.contracts import TripCompleted
 from edml.errors import BrokerError, ContractError, RegistryUnavailable, UnfitModel
 from edml.event_time import day_number
-from edml.kafka import OUTPUT_PRODUCER, consumer, ensure_topics, producer, read_partitions
+from edml.kafka import (
+    OUTPUT_PRODUCER,
+    consumer,
+    ensure_topics,
+    group_is_empty,
+    producer,
+    read_partitions,
+)
 from edml.loader import LoadedVersion
 from edml.logs import event, get_logger
 from services.batch import BatchResult, Candidate, dead_letter, dead_letter_key, score_batch
@@ -60,8 +67,12 @@ class ScoringLoop:
     def __init__(self, settings: ScoringSettings, slot: ModelSlot, caught_up: threading.Event,
                  codec: Codec, metrics: Metrics, evaluator: LiveEvaluator, retire: Retire,
                  evidence: EvidenceWindow | None = None, drift: DriftMonitor | None = None,
-                 wall_clock: Callable[[], float] = time.time) -> None:
+                 wall_clock: Callable[[], float] = time.time,
+                 announced: threading.Event | None = None) -> None:
         self._s, self._slot, self._caught_up = settings, slot, caught_up
+        # set once the model table, caught up, names a version to load: then a worker
+        # alone in its group may join while it loads
+        self._announced = announced or threading.Event()
         self._retire = retire
         self._evidence = evidence or EvidenceWindow(settings.model_name, settings.worker_id)
         self._drift = drift or DriftMonitor(settings.model_name, settings.worker_id)
@@ -99,11 +110,21 @@ class ScoringLoop:
 
     def _wait_for_model(self) -> bool:
         """Records wait in Kafka, uncommitted, until the model table has caught up and a
-        model is loaded: this worker does not even join the group before then."""
-        waited = 0.0
+        model is loaded: this worker does not even join the group before then, since
+        partitions it took while loading would stall, taken from workers that score.
+        Unless nobody is in the group (a cold start, a single worker): then it joins while
+        its announced version loads (a group join takes seconds too) and holds its
+        partitions paused until the version is ready."""
+        waited, asked = 0.0, False
         while not self._stop.is_set():
             if self._caught_up.is_set() and self._slot.ready.is_set():
                 return True
+            if self._caught_up.is_set() and self._announced.is_set() and not asked:
+                asked = True
+                if group_is_empty(self._s.kafka, self._s.group_id):
+                    event(log, "scoring.joining_while_loading", model=self._s.model_name,
+                          group=self._s.group_id)
+                    return True
             self._stop.wait(0.1)
             waited += 0.1
             if waited >= _WAITING_LOG_EVERY_S:
@@ -156,6 +177,8 @@ class ScoringLoop:
         self.subscribed.set()
         event(log, "scoring.subscribed", group=s.group_id, records=s.topics.records)
         try:
+            if not self._slot.ready.is_set():  # joined while the model loads
+                self._paused_until(reader, self._slot.ready.is_set)
             while not self._stop.is_set():
                 messages = reader.consume(s.batch_size, s.batch_wait_s)
                 self._lag.show(reader, self.assigned, s.kafka.request_timeout_s)
@@ -217,15 +240,20 @@ class ScoringLoop:
         reader.pause(reader.assignment())
         event(log, "scoring.paused", logging.ERROR, model=self._s.model_name,
               reason=why, records_wait=len(messages))
+        self._paused_until(reader, until)
+        event(log, "scoring.resumed", model=self._s.model_name)
+
+    def _paused_until(self, reader: Any, until: Callable[[], bool]) -> None:
+        """Keep polling with every partition paused (so the group keeps this member) until
+        ``until()``; a partition assigned meanwhile is paused too, and what it gave put
+        back."""
+        reader.pause(reader.assignment())
         while not self._stop.is_set() and not until():
-            # paused: returns nothing and keeps the membership; but a rebalance meanwhile
-            # can assign partitions that are not paused: put back what they gave, pause too
             for msg in reader.consume(1, 0.2):
                 if msg.error() is None:
                     reader.seek(TopicPartition(msg.topic(), msg.partition(), msg.offset()))
                 reader.pause(reader.assignment())
         reader.resume(reader.assignment())
-        event(log, "scoring.resumed", model=self._s.model_name)
 
     def _process(self, messages: list[Message], writer: Any) -> None:
         records: list[Message] = []

@@ -59,9 +59,10 @@ class ScoringService(Service):
                                       self.codec, self.swapper.offer, self._caught_up,
                                       self.swapper.reject)
         self._begun = False
+        self._announced = threading.Event()  # the caught-up table names a version to load
         self.scoring = ScoringLoop(settings, self.slot, self.follower.caught_up, self.codec,
                                    metrics, self.evaluator, self.swapper.retire, self.evidence,
-                                   self.drift)
+                                   self.drift, announced=self._announced)
 
     def _caught_up(self) -> None:
         """The model table holds the topic's final state: offer only its latest version."""
@@ -71,6 +72,7 @@ class ScoringService(Service):
                   topic=self.settings.topics.models)
         else:
             self.swapper.offer(latest)
+            self._announced.set()
 
     def _report(self, model_event: ModelEvent) -> None:
         self._events.produce(self.settings.topics.model_events,

@@ -1,10 +1,22 @@
-"""What the contenders share: a loop that runs until the benchmark stops it."""
+"""What the contenders share: the scoring worker's group settings, and a loop that runs
+until the benchmark stops it."""
 
 from __future__ import annotations
 
 import signal
 import threading
 from collections.abc import Callable
+
+from edml.settings import KafkaSettings
+
+# every contender's consumer group as the benchmarked workers' (bench.common.worker_env):
+# the local broker holds a join for about half the session, so start-ups compare fairly
+SESSION_TIMEOUT_MS, HEARTBEAT_INTERVAL_MS = 3000, 500
+
+
+def kafka_settings(bootstrap: str) -> KafkaSettings:
+    return KafkaSettings(bootstrap=bootstrap, session_timeout_ms=SESSION_TIMEOUT_MS,
+                         heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS)
 
 
 def run_until_stopped(step: Callable[[], None]) -> None:

@@ -12,16 +12,15 @@ import sys
 import time
 from pathlib import Path
 
-from bench.contenders.common import run_until_stopped
+from bench.contenders.common import kafka_settings, run_until_stopped
 from edml.codec import Codec
 from edml.kafka import OUTPUT_PRODUCER, consumer, producer
 from edml.savedmodel import load_savedmodel
-from edml.settings import KafkaSettings
 from services.batch import score_batch
 
 
 def main(bootstrap: str, source: str, sink: str, group: str, model_path: str) -> None:
-    kafka = KafkaSettings(bootstrap=bootstrap)
+    kafka = kafka_settings(bootstrap)
     model, codec = load_savedmodel(Path(model_path)), Codec()
     reader = consumer(kafka, group, **{"enable.partition.eof": False,
                                        "fetch.wait.max.ms": 20})

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import sys
 
-from bench.contenders.common import run_until_stopped
+from bench.contenders.common import kafka_settings, run_until_stopped
 from edml.kafka import OUTPUT_PRODUCER, consumer, producer
-from edml.settings import KafkaSettings
 from services.settings import ScoringSettings
 
 
 def main(bootstrap: str, source: str, sink: str, group: str) -> None:
-    kafka = KafkaSettings(bootstrap=bootstrap)
+    kafka = kafka_settings(bootstrap)
     batch = ScoringSettings.model_fields["batch_size"].default
     wait_s = ScoringSettings.model_fields["batch_wait_s"].default
     reader = consumer(kafka, group, **{"enable.partition.eof": False,

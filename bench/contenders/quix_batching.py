@@ -17,6 +17,7 @@ from typing import Any
 from quixstreams import Application
 from quixstreams.sinks import BatchingSink, SinkBatch
 
+from bench.contenders.common import HEARTBEAT_INTERVAL_MS, SESSION_TIMEOUT_MS
 from edml.codec import Codec
 from edml.kafka import OUTPUT_PRODUCER, flush_or_raise, producer
 from edml.savedmodel import load_savedmodel
@@ -71,7 +72,9 @@ def main(bootstrap: str, source: str, sink: str, group: str, model_path: str,
     app = Application(broker_address=bootstrap, consumer_group=group,
                       auto_offset_reset="earliest", auto_create_topics=False,
                       commit_every=_CHECKPOINT_RECORDS, commit_interval=1.0,
-                      state_dir=state_dir)
+                      state_dir=state_dir, consumer_extra_config={
+                          "session.timeout.ms": SESSION_TIMEOUT_MS,
+                          "heartbeat.interval.ms": HEARTBEAT_INTERVAL_MS})
     inbound = app.topic(source, key_deserializer="bytes", value_deserializer="bytes")
     app.dataframe(inbound).sink(ScoringSink(KafkaSettings(bootstrap=bootstrap), sink,
                                             model_path))

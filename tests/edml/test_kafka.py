@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import uuid
 
 import pytest
 from confluent_kafka.admin import AdminClient
@@ -11,7 +12,14 @@ from confluent_kafka.admin import AdminClient
 from edml.codec import Codec
 from edml.contracts import ModelKey, ModelMetadata
 from edml.errors import BrokerError
-from edml.kafka import client_config, flush_or_raise, producer, read_partition
+from edml.kafka import (
+    client_config,
+    consumer,
+    flush_or_raise,
+    group_is_empty,
+    producer,
+    read_partition,
+)
 from edml.local import LocalStack
 from edml.local.processes import free_port
 from edml.local.roundtrip import round_trip
@@ -89,3 +97,20 @@ def test_an_unreachable_broker_is_a_broker_error_in_bounded_time() -> None:
     with pytest.raises(BrokerError, match="no answer"):
         list(read_partition(kafka, "edml.models"))
     assert time.monotonic() - started < 20  # a bound on hanging, not a speed claim
+
+
+def test_a_group_is_empty_until_a_member_joins_and_a_broker_that_cannot_say_is_not_empty(
+        kafka: KafkaSettings, topics: TopicSettings) -> None:
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    assert group_is_empty(kafka, group)  # never seen
+    member = consumer(kafka, group)
+    member.subscribe([topics.records])
+    deadline = time.monotonic() + 30
+    while not member.assignment() and time.monotonic() < deadline:
+        member.poll(0.1)
+    try:
+        assert not group_is_empty(kafka, group)
+    finally:
+        member.close()
+    nowhere = KafkaSettings(bootstrap=f"127.0.0.1:{free_port()}")
+    assert not group_is_empty(nowhere, group, timeout_s=1.0)

@@ -17,6 +17,7 @@ from edml.settings import KafkaSettings, StorageSettings, TopicSettings
 from edml.storage import open_store
 from model_publisher.publish import announce, publish
 from model_publisher.settings import PublisherSettings
+from tests.faults import proxy_to
 from tests.services.workers import (
     Sender,
     Workers,
@@ -105,6 +106,50 @@ def test_records_wait_in_kafka_until_a_model_is_loaded(
     worker.wait_ready("v1")
     all_outcomes(kafka, topics, 300)
     assert {p.model_version for p in read_outputs(kafka, topics).predictions} == {"v1"}
+
+
+def test_a_worker_alone_in_its_group_joins_while_its_model_loads_and_scores_only_once_ready(
+    quick_model: Path, publisher: PublisherSettings, workers: Workers,
+    kafka: KafkaSettings, topics: TopicSettings, gcs: StorageSettings,
+) -> None:
+    publish(quick_model, "trips", publisher, version="v1")
+    send(kafka, topics.records, real_requests(300))
+    assert gcs.endpoint is not None
+    with proxy_to(int(gcs.endpoint.rsplit(":", 1)[1])) as storage:
+        storage.down()  # v1 cannot load until storage is back
+        worker = workers.make("w1", storage=gcs.model_copy(
+            update={"endpoint": storage.endpoint})).start()
+        wait_for(lambda: worker.logged("scoring.assigned"), 60, "the group join")
+        assert worker.logged("scoring.joining_while_loading")
+        time.sleep(2)
+        assert worker.readiness()["ready"] is False
+        assert read_outputs(kafka, topics).outcome_counts() == {}  # held, not dead-lettered
+        storage.restore()
+        worker.wait_ready("v1", timeout_s=60)
+    all_outcomes(kafka, topics, 300)
+    assert {p.model_version for p in read_outputs(kafka, topics).predictions} == {"v1"}
+
+
+def test_a_worker_joining_a_busy_group_joins_only_once_its_model_is_loaded(
+    quick_model: Path, publisher: PublisherSettings, workers: Workers,
+    kafka: KafkaSettings, topics: TopicSettings, gcs: StorageSettings,
+) -> None:
+    first = serving(quick_model, publisher, workers, "v1")
+    assert gcs.endpoint is not None
+    with proxy_to(int(gcs.endpoint.rsplit(":", 1)[1])) as storage:
+        storage.down()
+        second = workers.make("w2", storage=gcs.model_copy(
+            update={"endpoint": storage.endpoint})).start()
+        wait_for(lambda: second.readiness().get("model_table_caught_up") is True, 60,
+                 "the model table")
+        time.sleep(3)  # a join takes ~2 s here: long enough to have happened
+        assert not second.logged("scoring.assigned")  # w1 keeps every partition meanwhile
+        send(kafka, topics.records, real_requests(200))
+        all_outcomes(kafka, topics, 200)
+        storage.restore()
+        second.wait_ready("v1", timeout_s=60)
+    wait_for(lambda: second.logged("scoring.assigned"), 30, "the second worker's join")
+    assert first.readiness()["ready"] is True
 
 
 def test_v2_published_under_load_takes_over_with_no_record_lost(
