@@ -100,16 +100,22 @@ class Measured:
     startup_s: float  # launch to first output
 
 
+def _tail(log: Path, lines: int = 30) -> str:
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+
+
 def _first_output(kafka: KafkaSettings, topic: str, procs: list[subprocess.Popen[bytes]],
-                  timeout_s: float) -> None:
+                  logs: list[Path], timeout_s: float) -> None:
     """Until any output exists. The local broker's ListOffsets answer is off (the last
     batch's start + 1) but is not 0 once anything is written: enough for this."""
     watcher = consumer(kafka)
     deadline = time.monotonic() + timeout_s
     try:
         while time.monotonic() < deadline:
-            if any(p.poll() is not None for p in procs):
-                raise SystemExit(f"a contender exited early (see its log under {topic})")
+            for i, proc in enumerate(procs):
+                if proc.poll() is not None:
+                    raise SystemExit(f"a contender exited early; the end of its log:\n"
+                                     f"{_tail(logs[i])}")
             if any(watcher.get_watermark_offsets(TopicPartition(topic, p), 5)[1] > 0
                    for p in range(PARTITIONS)):
                 return
@@ -152,14 +158,15 @@ def _round(kafka: KafkaSettings, name: str, launch: Launch, source: str, work: P
     rnd = Round(source, f"out-{tag}", f"bench-{tag}", work / tag)
     rnd.work.mkdir(parents=True)
     ensure_topics(kafka, [NewTopic(rnd.sink, PARTITIONS, 1)])
-    procs = []
+    procs, logs = [], []
     launched = time.monotonic()
     for i, (argv, env) in enumerate(launch(rnd)):
-        with (rnd.work / f"process-{i}.log").open("w") as log:
+        logs.append(rnd.work / f"process-{i}.log")
+        with logs[-1].open("w") as log:
             procs.append(subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT,
                                           cwd=ROOT))
     try:
-        _first_output(kafka, rnd.sink, procs, 300)
+        _first_output(kafka, rnd.sink, procs, logs, 300)
         startup_s = time.monotonic() - launched
         time.sleep(warmup_s + seconds + 1)
     finally:

@@ -18,13 +18,13 @@ from edml.columns import input_columns
 from edml.contracts import CANARY, DeadLetter, ShadowPredictions, TripRequest
 from edml.errors import DecodeError, InvalidRecord, ModelError, UnfitModel
 from edml.savedmodel import Predictor, check_answers, smoke_test, usable
-from services.evaluation import Predictions
 
 __all__ = [
     "BatchResult",
     "Candidate",
     "Message",
     "Outcome",
+    "Predictions",
     "answered_by_candidate",
     "dead_letter",
     "dead_letter_key",
@@ -81,6 +81,28 @@ def answered_by_candidate(trip_id: str, candidate_version: str, weight: float) -
     process, so a real hash)."""
     digest = hashlib.blake2b(f"{candidate_version}\x00{trip_id}".encode(), digest_size=8)
     return int.from_bytes(digest.digest(), "big") < weight * 2.0**64
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """A batch's predictions for the join, as columns: ``seconds[row, i]`` is what
+    ``versions[i]`` predicted for ``trip_ids[row]`` (NaN: it made none), the champion
+    first and a rollout's candidate beside it; ``partitions[row]`` is the trip's source
+    partition."""
+
+    trip_ids: list[str]
+    versions: tuple[str, ...]
+    seconds: np.ndarray
+    partitions: np.ndarray
+
+    @classmethod
+    def of(cls, versions: Sequence[str],
+           rows: Sequence[tuple[str, Sequence[float], int]]) -> Predictions:
+        """From rows of (trip id, [seconds per version], partition)."""
+        return cls([trip_id for trip_id, _, _ in rows], tuple(versions),
+                   np.array([seconds for _, seconds, _ in rows], dtype=np.float64
+                            ).reshape(len(rows), len(versions)),
+                   np.array([partition for _, _, partition in rows], dtype=np.int64))
 
 
 @dataclass
@@ -297,7 +319,7 @@ def score_batch(messages: Sequence[Message], predictor: Predictor, model_name: s
         # what the main topic did not carry, by version, as columns: one shadow message each
         shadowed = np.flatnonzero(side & unused_ok)
         if shadowed.size:
-            result.shadow.append(Outcome(None, codec.encode_record(ShadowPredictions.SCHEMA, {
+            result.shadow.append(Outcome(None, codec.encode_raw(ShadowPredictions.SCHEMA, {
                 "model_name": model_name, "model_version": other, "predicted_at": now_ms,
                 "trip_ids": [trip_ids[row] for row in shadowed.tolist()],
                 "predicted_duration_seconds": unused[shadowed].tolist(),

@@ -30,11 +30,12 @@ from rocksdict import AccessType, Rdict, WriteBatch, WriteOptions
 from edml.codec import Codec
 from edml.errors import DecodeError, StorageError
 from edml.logs import event, get_logger
+from services.batch import Predictions
 from services.drift import DriftMonitor
 from services.evidence import EvidenceWindow
 from services.metrics import Metrics
 
-__all__ = ["Change", "Changes", "LiveEvaluator", "Predictions"]
+__all__ = ["Change", "Changes", "LiveEvaluator"]
 
 log = get_logger(__name__)
 _PREDICTED, _ACTUAL = b"p:", b"a:"
@@ -80,28 +81,6 @@ class Changes:
 
     def __len__(self) -> int:
         return len(self.keys)
-
-
-@dataclass(frozen=True)
-class Predictions:
-    """A batch's predictions for the join, as columns: ``seconds[row, i]`` is what
-    ``versions[i]`` predicted for ``trip_ids[row]`` (NaN: it made none), the champion
-    first and a rollout's candidate beside it; ``partitions[row]`` is the trip's source
-    partition."""
-
-    trip_ids: list[str]
-    versions: tuple[str, ...]
-    seconds: np.ndarray
-    partitions: np.ndarray
-
-    @classmethod
-    def of(cls, versions: Sequence[str],
-           rows: Sequence[tuple[str, Sequence[float], int]]) -> Predictions:
-        """From rows of (trip id, [seconds per version], partition)."""
-        return cls([trip_id for trip_id, _, _ in rows], tuple(versions),
-                   np.array([seconds for _, seconds, _ in rows], dtype=np.float64
-                            ).reshape(len(rows), len(versions)),
-                   np.array([partition for _, _, partition in rows], dtype=np.int64))
 
 
 class LiveEvaluator:

@@ -15,6 +15,7 @@ from edml.contracts import ModelEvent
 from edml.kafka import flush_or_raise, producer
 from edml.loader import ModelLoader
 from edml.logs import event, get_logger
+from edml.savedmodel import import_tensorflow_to_serve
 from services.drift import DriftMonitor
 from services.evaluation import LiveEvaluator
 from services.evidence import EvidenceWindow
@@ -30,10 +31,6 @@ __all__ = ["ScoringService"]
 
 log = get_logger(__name__)
 _WATCH_S = 0.5  # seconds between checks that the worker threads are alive
-
-
-def _import_tensorflow() -> None:
-    import tensorflow  # noqa: F401
 
 
 class ScoringService(Service):
@@ -99,7 +96,7 @@ class ScoringService(Service):
         self._begun = True
         # TensorFlow's import is most of a model's first load: under way at once, it is
         # done by the time the follower has read the model topic
-        threading.Thread(target=_import_tensorflow, name="tensorflow-import",
+        threading.Thread(target=import_tensorflow_to_serve, name="tensorflow-import",
                          daemon=True).start()
         self.swapper.start()
         # nothing is offered before the follower has caught up: a restarted worker's

@@ -149,6 +149,26 @@ def test_predictions_encoded_column_wise_are_fastavros_bytes(registry: str | Non
         for trip_id, s, r in zip(trip_ids, seconds.tolist(), requested.tolist(), strict=True)]
 
 
+@pytest.mark.parametrize("registry", [None, "registry"])
+def test_a_batchs_big_records_encoded_by_cavro_are_fastavros_bytes(registry: str | None
+                                                                   ) -> None:
+    codec = Codec(registry=_Registry() if registry else None)
+    rng = random.Random(5)
+    count = 2000
+    shadow = {"model_name": "trip-duration", "model_version": "v8 ünï",
+              "predicted_at": 1_764_000_000_456,
+              "trip_ids": [rng.choice([*_TEXTS, f"trip-{i}"]) for i in range(count)],
+              "predicted_duration_seconds": [rng.choice([rng.uniform(0, 1e4), float("inf"),
+                                                         -0.0, 5e-324]) for _ in range(count)],
+              "requested_at": [rng.choice([rng.randint(-2**63, 2**63 - 1), 0, -1, 64])
+                               for _ in range(count)]}
+    changes = {"changes": [{"key": b"p:" + rng.randbytes(rng.randint(0, 90)),
+                            "value": rng.choice([None, b"", rng.randbytes(40)])}
+                           for _ in range(count)]}
+    for name, record in (("edml.ShadowPredictions", shadow), ("edml.JoinChanges", changes)):
+        assert codec.encode_raw(name, record) == codec.encode_record(name, record), name
+
+
 def test_the_size_of_each_record_is_computed_exactly_from_what_was_read() -> None:
     codec = Codec()
     records = _requests(3000, 4)

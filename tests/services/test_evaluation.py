@@ -7,8 +7,9 @@ from pathlib import Path
 
 from edml.codec import Codec
 from edml.event_time import day_number
+from services.batch import Predictions
 from services.drift import DriftMonitor
-from services.evaluation import Change, Changes, LiveEvaluator, Predictions
+from services.evaluation import Change, Changes, LiveEvaluator
 from services.evidence import EvidenceWindow
 from services.metrics import Metrics
 from tests.services.fakes import FakeMessage
