@@ -21,7 +21,6 @@ from edml.settings import KafkaSettings, StorageSettings, TopicSettings
 from edml.storage import open_store
 from model_publisher.publish import announce, publish
 from model_publisher.settings import PublisherSettings
-from tests.faults import proxy_to
 from tests.services.workers import (
     Workers,
     all_outcomes,
@@ -30,6 +29,7 @@ from tests.services.workers import (
     real_requests,
     send,
     serving,
+    storage_behind_proxy,
     wait_for,
 )
 
@@ -137,11 +137,9 @@ def test_storage_away_during_a_swap_alerts_within_seconds_and_the_version_loads_
     fault: str, quick_model: Path, publisher: PublisherSettings, workers: Workers,
     kafka: KafkaSettings, topics: TopicSettings, gcs: StorageSettings,
 ) -> None:
-    assert gcs.endpoint is not None
-    with proxy_to(int(gcs.endpoint.rsplit(":", 1)[1])) as storage:
+    with storage_behind_proxy(gcs) as (storage, through_it):
         publish(quick_model, "trips", publisher, version="v1")
-        worker = workers.make("w1", storage=gcs.model_copy(
-            update={"endpoint": storage.endpoint})).start()
+        worker = workers.make("w1", storage=through_it).start()
         worker.wait_ready("v1")
         storage.down() if fault == "down" else storage.hang()  # hung: the 5 s timeout bounds
         publish(quick_model, "trips", publisher, version="v2")  # the publisher's storage is up

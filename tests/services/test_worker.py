@@ -17,7 +17,6 @@ from edml.settings import KafkaSettings, StorageSettings, TopicSettings
 from edml.storage import open_store
 from model_publisher.publish import announce, publish
 from model_publisher.settings import PublisherSettings
-from tests.faults import proxy_to
 from tests.services.workers import (
     Sender,
     Workers,
@@ -28,6 +27,7 @@ from tests.services.workers import (
     real_trips,
     send,
     serving,
+    storage_behind_proxy,
     wait_for,
 )
 
@@ -114,11 +114,9 @@ def test_a_worker_alone_in_its_group_joins_while_its_model_loads_and_scores_only
 ) -> None:
     publish(quick_model, "trips", publisher, version="v1")
     send(kafka, topics.records, real_requests(300))
-    assert gcs.endpoint is not None
-    with proxy_to(int(gcs.endpoint.rsplit(":", 1)[1])) as storage:
+    with storage_behind_proxy(gcs) as (storage, through_it):
         storage.down()  # v1 cannot load until storage is back
-        worker = workers.make("w1", storage=gcs.model_copy(
-            update={"endpoint": storage.endpoint})).start()
+        worker = workers.make("w1", storage=through_it).start()
         wait_for(lambda: worker.logged("scoring.assigned"), 60, "the group join")
         assert worker.logged("scoring.joining_while_loading")
         time.sleep(2)
@@ -135,11 +133,9 @@ def test_a_worker_joining_a_busy_group_joins_only_once_its_model_is_loaded(
     kafka: KafkaSettings, topics: TopicSettings, gcs: StorageSettings,
 ) -> None:
     first = serving(quick_model, publisher, workers, "v1")
-    assert gcs.endpoint is not None
-    with proxy_to(int(gcs.endpoint.rsplit(":", 1)[1])) as storage:
+    with storage_behind_proxy(gcs) as (storage, through_it):
         storage.down()
-        second = workers.make("w2", storage=gcs.model_copy(
-            update={"endpoint": storage.endpoint})).start()
+        second = workers.make("w2", storage=through_it).start()
         wait_for(lambda: second.readiness().get("model_table_caught_up") is True, 60,
                  "the model table")
         time.sleep(3)  # a join takes ~2 s here: long enough to have happened

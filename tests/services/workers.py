@@ -13,6 +13,8 @@ import urllib.error
 import urllib.request
 import uuid
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,7 @@ from model_publisher.publish import publish
 from model_publisher.settings import PublisherSettings
 from services.probe import readiness, wait_ready
 from services.replay import replay_trips
+from tests.faults import TcpProxy, proxy_to
 
 CODEC = Codec()
 
@@ -223,6 +226,15 @@ class Workers:
                         extra_env=extra_env)
         self.started.append(worker)
         return worker
+
+
+@contextmanager
+def storage_behind_proxy(gcs: StorageSettings) -> Iterator[tuple[TcpProxy, StorageSettings]]:
+    """The test's storage through a proxy that can go down or hang: the proxy, and the
+    storage settings that reach it through the proxy (for a worker)."""
+    assert gcs.endpoint is not None
+    with proxy_to(int(gcs.endpoint.rsplit(":", 1)[1])) as proxy:
+        yield proxy, gcs.model_copy(update={"endpoint": proxy.endpoint})
 
 
 def serving(model: Path, publisher: PublisherSettings, workers: Workers, version: str
