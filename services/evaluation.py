@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import struct
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -149,8 +149,8 @@ class LiveEvaluator:
             self._complete(_unpack(values[row]), *_actual(actuals[row] or b""))
             writes.delete(_ACTUAL + keys[row])
             changes.append(Change(partitions[row], _ACTUAL + keys[row], None))
-        waiting: Sequence[int] = sorted(set(range(len(keys))).difference(joined)) \
-            if joined else range(len(keys))
+        done = set(joined)
+        waiting = [row for row in range(len(keys)) if row not in done]
         stored = [_PREDICTED + keys[row] for row in waiting]
         kept = [values[row] for row in waiting]
         for key, value in zip(stored, kept, strict=True):
