@@ -42,7 +42,8 @@ def find_version(entries: list[ModelEntry], name: str, version: str) -> ModelMet
     for entry in reversed(entries):
         state = entry.metadata
         for metadata in (state, state.candidate, state.previous):
-            if metadata is not None and metadata.name == name and metadata.version == version:
+            if metadata is not None and metadata.name == name and metadata.key is None \
+                    and metadata.version == version:
                 return metadata.version_only()
     raise ConfigError(f"the model topic names no version {version!r} of {name!r}")
 

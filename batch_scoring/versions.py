@@ -52,7 +52,7 @@ def as_of(entries: Sequence[ModelEntry], name: str) -> Versions:
     champions: list[ModelMetadata] = []
     for entry in entries:
         metadata = entry.metadata
-        if metadata.name != name:
+        if metadata.name != name or metadata.key is not None:  # the fleet model's history
             continue
         if champions and champions[-1].version == metadata.version:
             continue  # a rollout began or ended: the champion did not change

@@ -102,8 +102,9 @@ class RolloutController:
                 if msg.value() is not None:
                     self._codec.decode(msg.key() or b"", ModelKey)
                     state = self._codec.decode(msg.value() or b"", ModelMetadata)
-                    self._states[state.name] = state
-                    self._drift.state(state)
+                    if state.key is None:  # keyed models are published without rollouts
+                        self._states[state.name] = state
+                        self._drift.state(state)
             elif topic == self._s.topics.model_events:
                 self._drift.model_event(self._codec.decode(msg.value() or b"", ModelEvent))
             elif (window := self._codec.decode_if(msg.value() or b"", DriftWindow)) is not None:

@@ -21,6 +21,7 @@ __all__ = [
     "checksum_of",
     "manifest",
     "manifest_checksum",
+    "model_folder",
     "validate_name",
 ]
 
@@ -45,8 +46,15 @@ def validate_name(kind: str, value: str) -> str:
     return value
 
 
-def artifact_uri(storage_uri: str, name: str, version: str) -> str:
-    return f"{storage_uri.rstrip('/')}/{validate_name('model name', name)}/" \
+def model_folder(name: str, key: str | None = None) -> str:
+    """``NAME`` for the fleet model, ``NAME/key=KEY`` for a keyed one (``=`` is in no
+    version, so no version's folder is ever taken for a key's)."""
+    folder = validate_name("model name", name)
+    return folder if key is None else f"{folder}/key={validate_name('model key', key)}"
+
+
+def artifact_uri(storage_uri: str, name: str, version: str, key: str | None = None) -> str:
+    return f"{storage_uri.rstrip('/')}/{model_folder(name, key)}/" \
            f"{validate_name('version', version)}/"
 
 

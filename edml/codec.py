@@ -132,7 +132,8 @@ def load_history() -> list[dict[str, Any]]:
 
 _PREDICTION_LAYOUT = [("trip_id", "string"), ("predicted_duration_seconds", "double"),
                       ("model_name", "string"), ("model_version", "string"),
-                      ("requested_at", "long"), ("predicted_at", "long")]
+                      ("requested_at", "long"), ("predicted_at", "long"),
+                      ("model_key", "union"), ("fallback", "boolean")]
 
 
 _SMALL_LONGS = [bytes([(n << 1) ^ (n >> 63)]) for n in range(64)]  # 0..63: one byte
@@ -175,17 +176,24 @@ def _avro_longs(values: np.ndarray) -> list[bytes]:
 class PredictionWriter(Protocol):
     """Encodes one batch's main-topic predictions of one model (any of its versions)."""
 
-    def encode(self, trip_id: str, version: str, seconds: float, requested_ms: int
-               ) -> bytes: ...
+    def encode(self, trip_id: str, version: str, seconds: float, requested_ms: int,
+               model_key: str | None = None, fallback: bool = False) -> bytes: ...
 
     def encode_many(self, trip_ids: Sequence[str], version: str, seconds: np.ndarray,
-                    requested_ms: np.ndarray) -> list[bytes]:
-        """The predictions of one version, a column each."""
+                    requested_ms: np.ndarray, model_key: str | None = None,
+                    fallback: bool = False) -> list[bytes]:
+        """The predictions of one version (of one keyed model), a column each."""
         ...
 
 
+def _key_and_fallback(model_key: str | None, fallback: bool) -> bytes:
+    """The two last fields: the union's branch (0 null, 1 string) and the boolean."""
+    key = b"\x00" if model_key is None else b"\x02" + _avro_string(model_key)
+    return key + (b"\x01" if fallback else b"\x00")
+
+
 class _FastPredictionWriter:
-    """Written by hand because fastavro's per-call overhead (~5 us for these six fields)
+    """Written by hand because fastavro's per-call overhead (~5 us for these eight fields)
     was the largest cost of scoring a record: the layout is fixed by the schema (checked
     by the caller field by field) and a test proves the bytes equal to fastavro's."""
 
@@ -196,19 +204,22 @@ class _FastPredictionWriter:
         self._predicted = _avro_long(predicted_ms)
         self._models: dict[str, bytes] = {}
 
-    def encode(self, trip_id: str, version: str, seconds: float, requested_ms: int) -> bytes:
+    def encode(self, trip_id: str, version: str, seconds: float, requested_ms: int,
+               model_key: str | None = None, fallback: bool = False) -> bytes:
         model = self._models.get(version)
         if model is None:
             model = self._models[version] = self._name + _avro_string(version)
         return b"".join((self._header, _avro_string(trip_id), self._pack_double(seconds),
-                         model, _avro_long(requested_ms), self._predicted))
+                         model, _avro_long(requested_ms), self._predicted,
+                         _key_and_fallback(model_key, fallback)))
 
     def encode_many(self, trip_ids: Sequence[str], version: str, seconds: np.ndarray,
-                    requested_ms: np.ndarray) -> list[bytes]:
+                    requested_ms: np.ndarray, model_key: str | None = None,
+                    fallback: bool = False) -> list[bytes]:
         # the numbers of the whole batch encoded by numpy; the strings one by one
         model = self._name + _avro_string(version)
         doubles = np.ascontiguousarray(seconds, dtype="<f8").tobytes()
-        head, tail = self._header, self._predicted
+        head, tail = self._header, self._predicted + _key_and_fallback(model_key, fallback)
         return [b"".join((head, _avro_string(trip_id), doubles[8 * i:8 * i + 8], model,
                           requested, tail))
                 for i, (trip_id, requested) in enumerate(zip(trip_ids,
@@ -220,16 +231,19 @@ class _GenericPredictionWriter:
     def __init__(self, codec: Codec, model_name: str, predicted_ms: int) -> None:
         self._codec, self._name, self._predicted = codec, model_name, predicted_ms
 
-    def encode(self, trip_id: str, version: str, seconds: float, requested_ms: int) -> bytes:
+    def encode(self, trip_id: str, version: str, seconds: float, requested_ms: int,
+               model_key: str | None = None, fallback: bool = False) -> bytes:
         return self._codec.encode_record("edml.TripPrediction", {
             "trip_id": trip_id, "predicted_duration_seconds": seconds,
             "model_name": self._name, "model_version": version,
-            "requested_at": requested_ms, "predicted_at": self._predicted})
+            "requested_at": requested_ms, "predicted_at": self._predicted,
+            "model_key": model_key, "fallback": fallback})
 
     def encode_many(self, trip_ids: Sequence[str], version: str, seconds: np.ndarray,
-                    requested_ms: np.ndarray) -> list[bytes]:
-        return [self.encode(trip_id, version, s, r) for trip_id, s, r in
-                zip(trip_ids, seconds.tolist(), requested_ms.tolist(), strict=True)]
+                    requested_ms: np.ndarray, model_key: str | None = None,
+                    fallback: bool = False) -> list[bytes]:
+        return [self.encode(trip_id, version, s, r, model_key, fallback) for trip_id, s, r
+                in zip(trip_ids, seconds.tolist(), requested_ms.tolist(), strict=True)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,8 +350,9 @@ class Codec:
         """The encoder of ``edml.TripPrediction`` for one model and one ``predicted_at`` (a
         batch's): the scoring hot path writes one per trip."""
         writer = self._writer("edml.TripPrediction")
-        fields = [(f["name"], f["type"] if isinstance(f["type"], str) else
-                   f["type"].get("type")) for f in writer.schema["fields"]]
+        fields = [(f["name"], f["type"] if isinstance(f["type"], str) else "union"
+                   if f["type"] == ["null", "string"] else f["type"].get("type"))
+                  for f in writer.schema["fields"]]
         if fields != _PREDICTION_LAYOUT:  # a changed schema: correct first, fast later
             return _GenericPredictionWriter(self, model_name, predicted_ms)
         return _FastPredictionWriter(writer.header, model_name, predicted_ms)

@@ -73,6 +73,8 @@ class TripPrediction(Record):
     model_version: str
     requested_at: datetime
     predicted_at: datetime
+    model_key: str | None = None  # the keyed model's key; None: the fleet model's
+    fallback: bool = False  # the fleet model answered for a key that routes elsewhere
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +133,7 @@ class ModelKey(Record):
     SCHEMA: ClassVar[str] = "edml.ModelKey"
 
     name: str
+    key: str | None = None  # a keyed model's key; None: the fleet model
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +203,13 @@ class ModelMetadata(Record):
     changed_by: str | None = None  # publish, promote, rollback or controller
     profile: str | None = None  # the reference profile's file in the artifact (drift)
     retrain_request: str | None = None  # the RetrainRequest this version was made for
+    key: str | None = None  # a keyed model: the routing value it answers; None: the fleet
+    routed_by: str | None = None  # the family's routing field (edml.routing)
+
+    @property
+    def label(self) -> str:
+        """How logs and errors name it: ``trip-duration`` or ``trip-duration[132]``."""
+        return self.name if self.key is None else f"{self.name}[{self.key}]"
 
     @property
     def candidate(self) -> ModelMetadata | None:
@@ -322,6 +332,7 @@ class ModelEvent(Record):
     decision: RolloutDecision | None = None
     drift: DriftFinding | None = None  # kind drift_detected
     retrain: RetrainRequest | None = None  # kind retrain_requested
+    model_key: str | None = None  # a keyed model's event
 
     def to_avro(self) -> dict[str, Any]:
         record = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from edml.artifacts import checksum_of, validate_name
+from edml.artifacts import checksum_of, model_folder, validate_name
 from edml.contracts import ModelMetadata
 from edml.errors import ArtifactError, ModelError, StorageError
 from edml.logs import event, get_logger
@@ -26,7 +26,7 @@ from edml.settings import StorageSettings
 from edml.signature import check_signature
 from edml.storage import check_artifact_location, download_verified, open_store
 
-__all__ = ["LoadedVersion", "ModelLoader", "OnRetry"]
+__all__ = ["LoadedVersion", "ModelLoader", "OnRetry", "same_artifact"]
 
 log = get_logger(__name__)
 # (the version, the failed attempt's number, its error, the seconds before the next)
@@ -43,6 +43,14 @@ class LoadedVersion:
     @property
     def version(self) -> str:
         return self.metadata.version
+
+    def serves(self, wanted: ModelMetadata) -> bool:
+        """This is the artifact ``wanted`` names (same version, same checksum)."""
+        return same_artifact(self.metadata, wanted)
+
+
+def same_artifact(a: ModelMetadata, b: ModelMetadata) -> bool:
+    return (a.version, a.checksum) == (b.version, b.checksum)
 
 
 class ModelLoader:
@@ -61,7 +69,7 @@ class ModelLoader:
         started = self._clock()
         # refuse before downloading anything
         check_artifact_location(metadata.storage_uri, metadata.name, metadata.version,
-                                self._storage.roots)
+                                self._storage.roots, metadata.key)
         check_signature(metadata.signature)
         local = self._fetch(metadata, on_retry)
         model = load_savedmodel(local, metadata.signature.name)
@@ -77,11 +85,11 @@ class ModelLoader:
         return LoadedVersion(metadata, model, self._clock() - started, profile)
 
     def _fetch(self, metadata: ModelMetadata, on_retry: OnRetry) -> Path:
-        target = (self._cache / validate_name("model name", metadata.name)
+        target = (self._cache / model_folder(metadata.name, metadata.key)
                   / validate_name("version", metadata.version))
         if target.is_dir():
             if checksum_of(target) == metadata.checksum:
-                event(log, "model.cache_hit", model=metadata.name, version=metadata.version)
+                event(log, "model.cache_hit", model=metadata.label, version=metadata.version)
                 return target
             shutil.rmtree(target)  # damaged or from another artifact: fetch anew
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -99,7 +107,7 @@ class ModelLoader:
                 if attempt == self._attempts:
                     raise
                 wait = self._backoff_s * 2 ** (attempt - 1)
-                event(log, "model.fetch_retry", logging.WARNING, model=metadata.name,
+                event(log, "model.fetch_retry", logging.WARNING, model=metadata.label,
                       version=metadata.version, attempt=attempt, wait_s=wait, error=str(exc))
                 on_retry(metadata, attempt, exc, wait)
                 self._sleep(wait)

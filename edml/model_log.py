@@ -17,7 +17,7 @@ from edml.kafka import read_partition
 from edml.logs import event, get_logger
 from edml.settings import KafkaSettings
 
-__all__ = ["ModelEntry", "latest_per_name", "read_model_log"]
+__all__ = ["ModelEntry", "latest_keyed", "latest_per_name", "read_model_log"]
 
 log = get_logger(__name__)
 
@@ -52,8 +52,18 @@ def read_model_log(kafka: KafkaSettings, topic: str, codec: Codec) -> list[Model
 
 
 def latest_per_name(entries: Iterable[ModelEntry]) -> dict[str, ModelEntry]:
-    """Latest wins: the last event of each model name, in topic order."""
+    """Latest wins: the last event of each model name's fleet model, in topic order."""
     latest: dict[str, ModelEntry] = {}
     for entry in entries:
-        latest[entry.metadata.name] = entry
+        if entry.metadata.key is None:
+            latest[entry.metadata.name] = entry
+    return latest
+
+
+def latest_keyed(entries: Iterable[ModelEntry], name: str) -> dict[str, ModelEntry]:
+    """Latest wins: the last event of each keyed model of ``name``, by key."""
+    latest: dict[str, ModelEntry] = {}
+    for entry in entries:
+        if entry.metadata.name == name and entry.metadata.key is not None:
+            latest[entry.metadata.key] = entry
     return latest

@@ -254,14 +254,16 @@ def _canonical(uri: str) -> str | None:
     return None
 
 
-def check_artifact_location(uri: str, name: str, version: str, roots: Sequence[str]) -> None:
-    """A model event may point only at its own version's folder (``ROOT/NAME/VERSION/``)
-    under one of the configured storage roots; anything else is refused before a byte is
-    read."""
+def check_artifact_location(uri: str, name: str, version: str, roots: Sequence[str],
+                            key: str | None = None) -> None:
+    """A model event may point only at its own version's folder (``ROOT/NAME/VERSION/``,
+    a keyed model's ``ROOT/NAME/key=KEY/VERSION/``) under one of the configured storage
+    roots; anything else is refused before a byte is read."""
     where = _canonical(uri)
-    allowed = {_canonical(artifact_uri(root, name, version)) for root in roots}
+    allowed = {_canonical(artifact_uri(root, name, version, key)) for root in roots}
     if where is None or where not in allowed:
-        raise ArtifactError(f"{uri} is not the folder of {name} {version} under the allowed "
+        label = name if key is None else f"{name}[{key}]"
+        raise ArtifactError(f"{uri} is not the folder of {label} {version} under the allowed "
                             f"storage roots ({', '.join(roots)}; EDML_STORAGE_ALLOWED_ROOTS "
                             "adds roots)")
 

@@ -37,12 +37,13 @@ def _publish(args: argparse.Namespace) -> int:
                             args.backtest_days, args.if_worse, cache)
     done = publish(args.model_dir, args.name, settings, version=args.version,
                    storage_uri=args.storage, mode=args.role, weight=args.weight,
-                   policy=policy, retrain_request=args.retrain_request, gate=gate)
+                   policy=policy, retrain_request=args.retrain_request, gate=gate,
+                   key=args.key, routed_by=args.routed_by)
     m = done.metadata.candidate or done.metadata
     published_as = done.metadata.rollout.mode if done.metadata.rollout else None
     role = f"as {published_as} beside {done.metadata.version}" if published_as \
         else "as champion"
-    print(f"published {m.name} {m.version} {role}\n  storage  {m.storage_uri}\n"
+    print(f"published {m.label} {m.version} {role}\n  storage  {m.storage_uri}\n"
           f"  checksum {m.checksum}\n  topic    {settings.topics.models} offset {done.offset}")
     for key, value in sorted(m.metrics.items()):
         print(f"  {key:<40} {value:.4f}")
@@ -158,8 +159,8 @@ def _version(args: argparse.Namespace) -> int:
 def _rollback(args: argparse.Namespace) -> int:
     from model_publisher.models import rollback
 
-    done = rollback(_settings(), args.name, args.to)
-    print(f"{args.name}: {done.metadata.version} serves alone (offset {done.offset})")
+    done = rollback(_settings(), args.name, args.to, args.key)
+    print(f"{done.metadata.label}: {done.metadata.version} serves alone (offset {done.offset})")
     return 0
 
 
@@ -202,6 +203,15 @@ def register(sub: Any) -> None:
     publish.add_argument("--if-worse", choices=["refuse", "shadow"], default="refuse",
                          help="a version the backtest finds worse: refuse it (default), or "
                          "publish it only as a shadow candidate")
+    publish.add_argument("--routed-by", metavar="FIELD",
+                         help="a fleet model: the request field that routes trips to keyed "
+                         "models (pickup_zone_id, dropoff_zone_id, pickup_borough, "
+                         "dropoff_borough, vendor_id); default: the current champion's")
+    publish.add_argument("--key", metavar="KEY",
+                         help="publish a keyed model of the family NAME: it answers the trips "
+                         "whose routing field gives KEY (a zone id as '132', a borough as "
+                         "'queens' or 'staten-island', a vendor id as '2'); the fleet model "
+                         "answers every other trip")
     publish.set_defaults(handler=_publish)
 
     models = sub.add_parser("models", help="list, inspect and roll back published models",
@@ -223,6 +233,7 @@ def register(sub: Any) -> None:
     back.add_argument("name", metavar="NAME")
     back.add_argument("--to", metavar="VERSION", help="the version to restore (its checksum "
                       "is verified in storage first)")
+    back.add_argument("--key", metavar="KEY", help="roll back the family's keyed model KEY")
     back.set_defaults(handler=_rollback)
     verbs.add_parser("version", help="print a new version name (what publish would choose), "
                      "for a CI pipeline to pass between stages").set_defaults(handler=_version)

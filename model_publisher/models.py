@@ -36,8 +36,11 @@ def latest(settings: PublisherSettings) -> dict[str, ModelEntry]:
     return latest_per_name(_log(settings))
 
 
-def history(settings: PublisherSettings, name: str) -> list[ModelEntry]:
-    return [entry for entry in _log(settings) if entry.metadata.name == name]
+def history(settings: PublisherSettings, name: str, key: str | None = None
+            ) -> list[ModelEntry]:
+    """Every event of ``name``'s fleet model (or of its keyed model ``key``)."""
+    return [entry for entry in _log(settings)
+            if (entry.metadata.name, entry.metadata.key) == (name, key)]
 
 
 def verify_stored(settings: PublisherSettings, uri: str, checksum: str) -> None:
@@ -51,11 +54,12 @@ def verify_stored(settings: PublisherSettings, uri: str, checksum: str) -> None:
                             f"the event says {checksum}")
 
 
-def _state(settings: PublisherSettings, name: str) -> ModelMetadata:
+def _state(settings: PublisherSettings, name: str, key: str | None = None) -> ModelMetadata:
     require_broker(settings.kafka, settings.topics.models)
-    state = current_state(settings, name)
+    state = current_state(settings, name, key)
     if state is None:
-        raise ModelError(f"no model named {name!r} on {settings.topics.models}")
+        label = repr(name) if key is None else f"{name!r} with key {key!r}"
+        raise ModelError(f"no model named {label} on {settings.topics.models}")
     return state
 
 
@@ -68,17 +72,18 @@ def promote(settings: PublisherSettings, name: str, by: str = "promote") -> Publ
     return Published(state, offset)
 
 
-def rollback(settings: PublisherSettings, name: str, to_version: str | None = None
-             ) -> Published:
+def rollback(settings: PublisherSettings, name: str, to_version: str | None = None,
+             key: str | None = None) -> Published:
     """Withdraw the candidate; without one, serve the previous champion again; with
-    ``to_version``, make that earlier, still stored version the champion."""
-    current = _state(settings, name)
+    ``to_version``, make that earlier, still stored version the champion. ``key``: the
+    same for the family's keyed model of that key."""
+    current = _state(settings, name, key)
     if to_version is None:
         state = rolled_back(current, "rollback")
         if state.version != current.version:  # an older artifact comes back: still there?
             verify_stored(settings, state.storage_uri, state.checksum)
     else:
-        known = {m.version: m for e in history(settings, name)
+        known = {m.version: m for e in history(settings, name, key)
                  for m in (e.metadata, e.metadata.candidate) if m is not None}
         if to_version not in known:
             raise ModelError(f"{name} has no version {to_version!r} (it has "
@@ -89,7 +94,7 @@ def rollback(settings: PublisherSettings, name: str, to_version: str | None = No
         verify_stored(settings, target.storage_uri, target.checksum)
         state = champion(target, current, "rollback")
     offset = announce(settings, state)
-    event(log, "model.rolled_back", model=name, version=state.version, offset=offset,
+    event(log, "model.rolled_back", model=state.label, version=state.version, offset=offset,
           withdrawn=current.candidate.version if current.candidate else None)
     return Published(state, offset)
 

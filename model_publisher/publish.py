@@ -21,8 +21,9 @@ from edml.contracts import SHADOW, DataWindow, ModelKey, ModelMetadata, RolloutP
 from edml.errors import BrokerError, ModelError
 from edml.kafka import flush_or_raise, producer, require_broker
 from edml.logs import event, get_logger
-from edml.model_log import latest_per_name, read_model_log
+from edml.model_log import latest_keyed, latest_per_name, read_model_log
 from edml.profile import PROFILE_FILE, Profile
+from edml.routing import FIELDS, check_field
 from edml.savedmodel import load_savedmodel, smoke_test
 from edml.serving_state import champion, check_candidate, with_candidate
 from edml.signature import check_signature
@@ -75,17 +76,21 @@ def _preflight_broker(settings: PublisherSettings) -> None:
                           f"{settings.kafka.bootstrap}: {topic.error if topic else 'missing'}")
 
 
-def current_state(settings: PublisherSettings, name: str) -> ModelMetadata | None:
-    """The latest serving state of ``name`` on the model topic, if it has one."""
+def current_state(settings: PublisherSettings, name: str, key: str | None = None
+                  ) -> ModelMetadata | None:
+    """The latest serving state of ``name``'s fleet model (or of its keyed model ``key``)
+    on the model topic, if it has one."""
     entries = read_model_log(settings.kafka, settings.topics.models,
                              Codec.from_settings(settings.registry))
-    entry = latest_per_name(entries).get(name)
+    entry = latest_per_name(entries).get(name) if key is None else \
+        latest_keyed(entries, name).get(key)
     return entry.metadata if entry is not None else None
 
 
 def announce(settings: PublisherSettings, metadata: ModelMetadata,
              at: datetime | None = None) -> int:
-    """Produce one metadata event keyed by model name, stamped ``at`` (default: now); return
+    """Produce one metadata event keyed by model name (and key), stamped ``at`` (default:
+    now); return
     its offset once delivered. The stamp is when the state took effect: batch scoring as of
     a trip's time reads it."""
     codec = Codec.from_settings(settings.registry)
@@ -95,7 +100,8 @@ def announce(settings: PublisherSettings, metadata: ModelMetadata,
         delivered["error"], delivered["offset"] = error, message.offset() if message else None
 
     prod = producer(settings.kafka)
-    prod.produce(settings.topics.models, key=codec.encode(ModelKey(metadata.name)),
+    prod.produce(settings.topics.models,
+                 key=codec.encode(ModelKey(metadata.name, metadata.key)),
                  value=codec.encode(metadata), on_delivery=on_delivery,
                  timestamp=0 if at is None else int(at.timestamp() * 1000))  # 0: now
     flush_or_raise(prod, settings.kafka.request_timeout_s)
@@ -121,18 +127,39 @@ def publish(model_dir: Path, name: str, settings: PublisherSettings, version: st
             mode: str | None = None, weight: float = 0.0,
             policy: RolloutPolicy | None = None,
             retrain_request: str | None = None,
-            gate: BacktestGate | None = None) -> Published:
+            gate: BacktestGate | None = None,
+            key: str | None = None, routed_by: str | None = None) -> Published:
     """Upload and announce a version: as the champion (``mode`` None), or as a candidate
     beside the current champion (``mode`` shadow or canary, with ``weight`` and ``policy``).
     ``retrain_request`` names the retrain request the version was trained for; ``gate``
     backtests it against the champion first (its figures join the version's metrics).
+
+    ``key``: a keyed model of the family ``name``, answering the trips its fleet model's
+    ``routed_by`` field gives that key (published alone: rollouts are for fleet models).
+    ``routed_by`` on a fleet model sets the family's routing field (default: the current
+    champion's).
     """
     now = now or datetime.now(UTC)
     validate_name("model name", name)
     commit = git_commit(settings.git_commit)
     version = validate_name("version", version or make_version(commit, now))
+    if routed_by is not None:
+        check_field(routed_by)
     _preflight_broker(settings)  # first: seconds cheaper than loading the model
-    current = current_state(settings, name)
+    current = current_state(settings, name, key)
+    if key is not None:
+        validate_name("model key", key)
+        fleet = current_state(settings, name)
+        if mode is not None or gate is not None or routed_by is not None:
+            raise ModelError(f"{name}[{key}]: a keyed model is published as its key's model "
+                             "(no --as, --backtest-days or --routed-by: those are the fleet "
+                             "model's)")
+        if fleet is None or fleet.routed_by is None:
+            raise ModelError(f"{name} has no fleet model routed by a field: publish one with "
+                             f"--routed-by FIELD first ({', '.join(FIELDS)})")
+        routed_by = fleet.routed_by
+    elif routed_by is None and current is not None:
+        routed_by = current.routed_by
     if mode is not None:  # refuse before uploading anything
         check_candidate(current, name, version, mode, weight)
     model = _smoke_test(model_dir)
@@ -158,7 +185,7 @@ def publish(model_dir: Path, name: str, settings: PublisherSettings, version: st
     checksum = checksum_of(model_dir)
 
     base = storage_uri or settings.storage.uri
-    uri = artifact_uri(base, name, version)
+    uri = artifact_uri(base, name, version, key)
     store = open_store(settings.storage, uri)
     store.upload_dir(model_dir, uri)  # refuses an existing version
     event(log, "model.uploaded", model=name, version=version, uri=uri, checksum=checksum)
@@ -174,6 +201,8 @@ def publish(model_dir: Path, name: str, settings: PublisherSettings, version: st
         git_commit=commit,
         profile=PROFILE_FILE if profile is not None else None,
         retrain_request=retrain_request,
+        key=key,
+        routed_by=routed_by,
     )
     state = champion(metadata, current, "publish") if mode is None else with_candidate(
         current, metadata, mode, weight, policy or RolloutPolicy(), now)
@@ -184,6 +213,6 @@ def publish(model_dir: Path, name: str, settings: PublisherSettings, version: st
         store.delete_dir(uri)
         event(log, "model.upload_withdrawn", logging.WARNING, model=name, version=version)
         raise
-    event(log, "model.published", model=name, version=version, offset=offset,
+    event(log, "model.published", model=metadata.label, version=version, offset=offset,
           topic=settings.topics.models, role=mode or "champion", weight=weight or None)
     return Published(state, offset)

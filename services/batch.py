@@ -17,14 +17,18 @@ from edml.codec import Codec
 from edml.columns import input_columns
 from edml.contracts import CANARY, DeadLetter, ShadowPredictions, TripRequest
 from edml.errors import DecodeError, InvalidRecord, ModelError, UnfitModel
+from edml.routing import route_keys, source_column
 from edml.savedmodel import Predictor, check_answers, smoke_test, usable
 
 __all__ = [
+    "KEYED",
     "BatchResult",
     "Candidate",
+    "Keyed",
     "Message",
     "Outcome",
     "Predictions",
+    "Routing",
     "answered_by_candidate",
     "dead_letter",
     "dead_letter_key",
@@ -73,6 +77,28 @@ class Candidate:
     version: str
     mode: str  # shadow or canary
     weight: float  # canary: the share of trips it answers
+
+
+class Keyed(NamedTuple):
+    """A keyed model as a batch calls it."""
+
+    predictor: Predictor
+    version: str
+
+
+@dataclass(frozen=True)
+class Routing:
+    """A family routed by key: ``field`` gives each trip its key; ``models`` the loaded
+    model of each asked key that has one (asking for the others has them loaded, off this
+    path: their trips go to the fleet model meanwhile)."""
+
+    field: str
+    models: Callable[[list[str]], Mapping[str, Keyed]]
+
+
+# The label of every keyed model's predictions in the metrics and the live evaluation: one
+# series for the whole family's keyed models, however many keys (versions are per key).
+KEYED = "per-key"
 
 
 def answered_by_candidate(trip_id: str, candidate_version: str, weight: float) -> bool:
@@ -125,6 +151,9 @@ class BatchResult:
     # where it failed): what the drift monitors bin
     columns: dict[str, np.ndarray] = field(default_factory=dict)
     champion_seconds: np.ndarray = field(default_factory=lambda: np.empty(0))
+    keyed: int = 0  # main-topic predictions made by keyed models
+    fallbacks: int = 0  # main-topic predictions of a routed family made by the fleet model
+    keyed_unfit: dict[str, UnfitModel] = field(default_factory=dict)  # by key
 
 
 _EPOCH = datetime(1970, 1, 1)
@@ -220,10 +249,51 @@ def _predict(predictor: Predictor, columns: dict[str, np.ndarray], rows: int,
     return _predict_isolating(predictor, columns, 0, rows)
 
 
+def _score_keyed(routing: Routing, records: list[dict[str, Any]],
+                 columns: dict[str, np.ndarray], fleet: Predictor, model_name: str,
+                 result: BatchResult) -> tuple[np.ndarray, list[tuple[str, str, np.ndarray]]]:
+    """Each key's trips scored by its loaded model, one call per key: the answers (NaN
+    where no keyed model made one) and, per keyed model that answered, its key, its version
+    and the rows it answered. Rows its model fails on are left to the fleet model; a model
+    failing on its whole share and on the smoke requests is reported in ``keyed_unfit``."""
+    rows = len(records)
+    answers = np.full(rows, np.nan)
+    source = source_column(routing.field)
+    keys = route_keys(routing.field, np.fromiter((record[source] or 0 for record in records),
+                                                 np.int64, rows))
+    present, inverse = np.unique(keys, return_inverse=True)
+    models = routing.models([key for key in present.tolist() if key])
+    answering: list[tuple[str, str, np.ndarray]] = []
+    if not models:
+        return answers, answering
+    order = np.argsort(inverse, kind="stable")  # the rows of each key, together
+    bounds = np.searchsorted(inverse[order], np.arange(present.size + 1))
+    for i, key in enumerate(present.tolist()):
+        model = models.get(key)
+        if model is None:
+            continue
+        where = order[bounds[i]:bounds[i + 1]]
+        signature = model.predictor.signature
+        inputs = {name: column[where] for name, column in columns.items()} \
+            if signature.inputs == fleet.signature.inputs else \
+            input_columns(signature).from_avro_values([records[row] for row in where.tolist()])
+        try:
+            made, _ = _predict(model.predictor, inputs, where.size,
+                               f"{model_name}[{key}] {model.version}")
+        except UnfitModel as exc:
+            result.keyed_unfit[key] = exc
+            continue
+        ok = usable(made)
+        answers[where[ok]] = made[ok]
+        answering.append((key, model.version, where[ok]))
+    return answers, answering
+
+
 def score_batch(messages: Sequence[Message], predictor: Predictor, model_name: str,
                 model_version: str, codec: Codec, now_ms: int,
                 clock: Callable[[], float] = time.perf_counter,
-                candidate: Candidate | None = None) -> BatchResult:
+                candidate: Candidate | None = None,
+                routing: Routing | None = None) -> BatchResult:
     """Decode, check, score in one model call, encode. Expected per-record failures become
     dead letters: a record the model fails on alone is isolated by splitting the batch.
     A model that fails on the whole batch and on the smoke requests raises UnfitModel (no
@@ -234,7 +304,12 @@ def score_batch(messages: Sequence[Message], predictor: Predictor, model_name: s
     that made it (the candidate's for a canary's share of trips, where it answered); the
     other version's goes to ``shadow``, as one ShadowPredictions per version and batch.
     The candidate failing never costs a trip its
-    prediction: it is counted, and an unfit candidate is reported, not raised."""
+    prediction: it is counted, and an unfit candidate is reported, not raised.
+
+    With ``routing`` a trip whose key has a loaded keyed model gets that model's prediction
+    (stamped with its key); the others, and those it fails on, the fleet model's as above
+    (stamped as a fallback). The fleet model scores every trip: it is the fallback ready
+    on the spot, and the yardstick the keyed models are judged against live."""
     result = BatchResult()
 
     def dead(msg: Message, stage: str, exc: Exception) -> None:
@@ -288,6 +363,10 @@ def score_batch(messages: Sequence[Message], predictor: Predictor, model_name: s
         result.candidate_seconds = clock() - started
         result.candidate_failures = rows - int(theirs_ok.sum())
 
+    keyed_seconds, answering = (np.full(rows, np.nan), []) if routing is None else \
+        _score_keyed(routing, records, columns, predictor, model_name, result)
+    keyed_rows = ~np.isnan(keyed_seconds)
+
     trip_ids: list[str] = [record["trip_id"] for record in records]
     requested = np.fromiter((msg.timestamp()[1] for msg in good), np.int64, rows)
     # a canary's share is answered by the candidate, the champion standing in where it
@@ -295,27 +374,41 @@ def score_batch(messages: Sequence[Message], predictor: Predictor, model_name: s
     other_version = candidate.version if candidate is not None else ""
     by_candidate = np.zeros(rows, dtype=bool)
     if candidate is not None and candidate.mode == CANARY:
-        by_candidate = theirs_ok & np.fromiter(
+        by_candidate = theirs_ok & ~keyed_rows & np.fromiter(
             (answered_by_candidate(trip_id, other_version, candidate.weight)
              for trip_id in trip_ids), bool, rows)
-    answered = by_candidate | mine
+    answered = by_candidate | mine | keyed_rows
     for row in np.flatnonzero(~answered).tolist():
         dead(good[row], "predict", failed[row] if row in failed
              else InvalidRecord(f"the model predicted {seconds[row]} seconds"))
 
     write = codec.prediction_writer(model_name, now_ms)
     values: list[bytes | None] = [None] * rows
+    fallback = routing is not None
+    for key, version, where in answering:
+        ids = [trip_ids[row] for row in where.tolist()]
+        for row, encoded in zip(where.tolist(), write.encode_many(
+                ids, version, keyed_seconds[where], requested[where], model_key=key),
+                strict=True):
+            values[row] = encoded
+    if answering:
+        result.keyed = int(keyed_rows.sum())
+        result.served_by[KEYED] = result.keyed
+        result.request_times_ms[KEYED] = requested[keyed_rows]
+    fleet = ~keyed_rows
     for version, side, answers, unused, unused_ok, other in (
-            (model_version, ~by_candidate, seconds, theirs, theirs_ok, other_version),
+            (model_version, fleet & ~by_candidate, seconds, theirs, theirs_ok, other_version),
             (other_version, by_candidate, theirs, seconds, mine, model_version)):
         where = np.flatnonzero(side & answered)
         if where.size:
             ids = [trip_ids[row] for row in where.tolist()]
             for row, encoded in zip(where.tolist(), write.encode_many(
-                    ids, version, answers[where], requested[where]), strict=True):
+                    ids, version, answers[where], requested[where], fallback=fallback),
+                    strict=True):
                 values[row] = encoded
             result.served_by[version] = where.size
             result.request_times_ms[version] = requested[where]
+            result.fallbacks += where.size if fallback else 0
         # what the main topic did not carry, by version, as columns: one shadow message each
         shadowed = np.flatnonzero(side & unused_ok)
         if shadowed.size:
@@ -331,10 +424,12 @@ def score_batch(messages: Sequence[Message], predictor: Predictor, model_name: s
                           for row in rows_out]
     # for the live evaluation: what each version predicted (NaN where it made none)
     made = [np.where(mine, seconds, np.nan)] + ([np.where(theirs_ok, theirs, np.nan)]
-                                                if candidate is not None else [])
+                                                if candidate is not None else []) + \
+        ([keyed_seconds] if answering else [])
     result.predicted = Predictions(
         [trip_ids[row] for row in rows_out],
-        (model_version,) + ((other_version,) if candidate is not None else ()),
+        (model_version,) + ((other_version,) if candidate is not None else ())
+        + ((KEYED,) if answering else ()),
         np.column_stack(made)[out],
         np.fromiter((good[row].partition() or 0 for row in rows_out), np.int64, out.size))
     return result

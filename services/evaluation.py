@@ -30,7 +30,7 @@ from rocksdict import AccessType, Rdict, WriteBatch, WriteOptions
 from edml.codec import Codec
 from edml.errors import DecodeError, StorageError
 from edml.logs import event, get_logger
-from services.batch import Predictions
+from services.batch import KEYED, Predictions
 from services.drift import DriftMonitor
 from services.evidence import EvidenceWindow
 from services.metrics import Metrics
@@ -190,6 +190,14 @@ class LiveEvaluator:
 
     def _complete(self, made: list[tuple[str, float]], actual_s: float,
                   pickup_day: int | None) -> None:
+        keyed = made[-1][1] if made and made[-1][0] == KEYED else None
+        if keyed is not None:  # a keyed model's, judged against the fleet's on the trip
+            made = made[:-1]
+            error_s = abs(keyed - actual_s)
+            self._metrics.live_abs_error_minutes.labels(KEYED).observe(error_s / 60.0)
+            if made:
+                self._metrics.paired_diff_seconds.labels(made[0][0], KEYED).observe(
+                    error_s - abs(made[0][1] - actual_s))
         if self._drift is not None and pickup_day is not None:
             for version, predicted_s in made:
                 self._drift.outcome(version, pickup_day, predicted_s, actual_s)

@@ -41,10 +41,18 @@ from edml.kafka import (
 )
 from edml.loader import LoadedVersion
 from edml.logs import event, get_logger
-from services.batch import BatchResult, Candidate, dead_letter, dead_letter_key, score_batch
+from services.batch import (
+    BatchResult,
+    Candidate,
+    Routing,
+    dead_letter,
+    dead_letter_key,
+    score_batch,
+)
 from services.drift import DriftMonitor
 from services.evaluation import Changes, LiveEvaluator
 from services.evidence import EvidenceWindow
+from services.keyed_models import KeyedModels
 from services.lag import ConsumerLag
 from services.metrics import Metrics, observe_many
 from services.model_slot import ModelSlot
@@ -68,8 +76,10 @@ class ScoringLoop:
                  codec: Codec, metrics: Metrics, evaluator: LiveEvaluator, retire: Retire,
                  evidence: EvidenceWindow | None = None, drift: DriftMonitor | None = None,
                  wall_clock: Callable[[], float] = time.time,
-                 announced: threading.Event | None = None) -> None:
+                 announced: threading.Event | None = None,
+                 keyed: KeyedModels | None = None) -> None:
         self._s, self._slot, self._caught_up = settings, slot, caught_up
+        self._keyed = keyed  # a family routed by key: its keyed models
         # set once the model table, caught up, names a version to load: then a worker
         # alone in its group may join while it loads
         self._announced = announced or threading.Event()
@@ -326,16 +336,22 @@ class ScoringLoop:
             loaded, challenger = lineup.champion, lineup.candidate
             candidate = None if challenger is None else Candidate(
                 challenger.model, challenger.version, lineup.mode, lineup.weight)
+            field = loaded.metadata.routed_by  # the serving fleet model names it
+            routing = None if field is None or self._keyed is None else \
+                Routing(field, self._keyed.serving)
             try:
                 result: BatchResult = score_batch(
                     records, loaded.model, loaded.metadata.name, loaded.version, self._codec,
-                    int(now * 1000), candidate=candidate)
+                    int(now * 1000), candidate=candidate, routing=routing)
                 break
             except UnfitModel as exc:
                 self._retire(loaded, exc)
                 lineup = self._slot.lineup()
         if challenger is not None and result.candidate_unfit is not None:
             self._retire(challenger, result.candidate_unfit)  # the champion answered
+        for key, unfit in result.keyed_unfit.items():  # the fleet model answered
+            if self._keyed is not None:
+                self._keyed.unfit(key, unfit)
         if loaded.profile is not None and result.columns:
             self._drift.requests(loaded.version, loaded.profile, result.columns,
                                  result.champion_seconds)
@@ -360,6 +376,9 @@ class ScoringLoop:
             m.predictions_out.labels(version).inc(count)
         for version, count in result.shadowed_by.items():
             m.shadow_predictions_out.labels(version).inc(count)
+        if routing is not None:
+            m.keyed_predictions.labels("keyed").inc(result.keyed)
+            m.keyed_predictions.labels("fleet").inc(result.fallbacks)
         if challenger is not None:
             self._evidence.scored(loaded.version, challenger.version, result.candidate_scored,
                                   result.candidate_failures, result.candidate_seconds)

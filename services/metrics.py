@@ -99,6 +99,28 @@ class Metrics:
             "arrived: the candidate's absolute error minus the champion's (the mean is "
             "_sum / _count; negative: the candidate is closer)",
             ["champion_version", "candidate_version"], registry=r)
+
+        # keyed models: no label names a key, so thousands of keys cost no more series
+        self.keyed_predictions = Counter(
+            "edml_keyed_predictions", "Main-topic predictions of a family routed by key: by "
+            "a keyed model, or by the fleet model standing in (fallback)", ["answered_by"],
+            registry=r)
+        self.keyed_loaded = Gauge("edml_keyed_models_loaded", "Keyed models in memory",
+                                  registry=r)
+        self.keyed_bytes = Gauge("edml_keyed_models_bytes", "Estimated memory of the keyed "
+                                 "models loaded (edml.keyed_models.footprint_bytes)",
+                                 registry=r)
+        self.keyed_budget_bytes = Gauge("edml_keyed_models_budget_bytes", "The keyed models' "
+                                        "memory budget (EDML_SCORING_MODEL_MEMORY_MB)",
+                                        registry=r)
+        self.keyed_loads = Counter("edml_keyed_model_loads", "Keyed model loads, by outcome",
+                                   ["outcome"], registry=r)
+        self.keyed_evictions = Counter("edml_keyed_model_evictions", "Keyed models evicted "
+                                       "to stay within the memory budget", registry=r)
+        self.keyed_refused = Gauge(
+            "edml_keyed_models_refused", "Keys whose announced model did not load (the fleet "
+            "model answers them): the artifact refused, or storage away until a retry",
+            registry=r)
         self._in_use: dict[str, ModelMetadata | None] = {}
 
     def candidate(self, metadata: ModelMetadata | None, mode: str = "",

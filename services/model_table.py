@@ -38,13 +38,26 @@ class ModelTable:
             raise StorageError(f"cannot open the model table {path}: {exc}") from exc
         self._codec = codec
 
-    def get(self, name: str) -> ModelMetadata | None:
-        """The latest announced version of ``name``."""
-        return self._decoded(_MODEL_PREFIX + name.encode())
+    def get(self, name: str, key: str | None = None) -> ModelMetadata | None:
+        """The latest announced version of ``name``'s fleet model (or of its keyed model)."""
+        return self._decoded(_model_key(name, key))
+
+    def keyed(self, name: str) -> list[ModelMetadata]:
+        """The latest announced version of each keyed model of ``name``."""
+        prefix = _model_key(name, "")
+        found = []
+        for stored, data in self._db.items(from_key=prefix):
+            if not isinstance(stored, bytes) or not stored.startswith(prefix):
+                break
+            try:
+                found.append(self._codec.decode(data, ModelMetadata))
+            except DecodeError:
+                continue  # written by an incompatible release: the topic has it again
+        return found
 
     def put(self, offset: int, metadata: ModelMetadata, mark: bytes = b"") -> None:
         """Latest wins: the caller applies events in topic order."""
-        self._db[_MODEL_PREFIX + metadata.name.encode()] = self._codec.encode(metadata)
+        self._db[_model_key(metadata.name, metadata.key)] = self._codec.encode(metadata)
         self.advance(offset, mark)
 
     def retire(self, metadata: ModelMetadata) -> None:
@@ -98,6 +111,12 @@ class ModelTable:
 
     def close(self) -> None:
         self._db.close()
+
+
+def _model_key(name: str, key: str | None) -> bytes:
+    """``model:NAME`` for the fleet model; keyed models after it as ``model:NAME\\0KEY``
+    (names and keys never hold a NUL), so one prefix scan finds a family's keyed models."""
+    return _MODEL_PREFIX + name.encode() + (b"" if key is None else b"\x00" + key.encode())
 
 
 def _retired_key(metadata: ModelMetadata) -> bytes:

@@ -6,12 +6,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from mode import Service
 
 from edml.codec import Codec
-from edml.contracts import ModelEvent
+from edml.contracts import ModelEvent, ModelMetadata
+from edml.errors import EdmlError
 from edml.kafka import flush_or_raise, producer
 from edml.loader import ModelLoader
 from edml.logs import event, get_logger
@@ -19,6 +22,7 @@ from edml.savedmodel import import_tensorflow_to_serve
 from services.drift import DriftMonitor
 from services.evaluation import LiveEvaluator
 from services.evidence import EvidenceWindow
+from services.keyed_models import KeyedModels
 from services.loop import ScoringLoop
 from services.metrics import Metrics
 from services.model_follower import ModelFollower
@@ -52,17 +56,30 @@ class ScoringService(Service):
                              settings.load_backoff_s)
         self.swapper = ModelSwapper(settings.model_name, loader, self.slot, metrics,
                                     self._report, settings.worker_id, self.table)
+        self.keyed = KeyedModels(loader, metrics, settings.model_memory_mb << 20,
+                                 self._tell_keyed)
         self.follower = ModelFollower(settings.kafka, settings.topics.models, self.table,
-                                      self.codec, self.swapper.offer, self._caught_up,
+                                      self.codec, self._offer, self._caught_up,
                                       self.swapper.reject)
         self._begun = False
         self._announced = threading.Event()  # the caught-up table names a version to load
         self.scoring = ScoringLoop(settings, self.slot, self.follower.caught_up, self.codec,
                                    metrics, self.evaluator, self.swapper.retire, self.evidence,
-                                   self.drift, announced=self._announced)
+                                   self.drift, announced=self._announced, keyed=self.keyed)
+
+    def _offer(self, metadata: ModelMetadata) -> None:
+        """A live model-table update: a keyed model of the served family to the keyed
+        models, anything else to the swapper (which refuses another family's)."""
+        if metadata.key is not None and metadata.name == self.settings.model_name:
+            self.keyed.announce(metadata)
+        else:
+            self.swapper.offer(metadata)
 
     def _caught_up(self) -> None:
-        """The model table holds the topic's final state: offer only its latest version."""
+        """The model table holds the topic's final state: offer only its latest version
+        (and each keyed model's: they load when their keys' trips come)."""
+        for keyed in self.table.keyed(self.settings.model_name):
+            self.keyed.announce(keyed)
         latest = self.table.get(self.settings.model_name)
         if latest is None:
             event(log, "model.none_announced", model=self.settings.model_name,
@@ -70,6 +87,16 @@ class ScoringService(Service):
         else:
             self.swapper.offer(latest)
             self._announced.set()
+
+    def _tell_keyed(self, metadata: ModelMetadata, kind: str,
+                    fields: Mapping[str, object]) -> None:
+        try:
+            self._report(ModelEvent(
+                model_name=metadata.name, model_version=metadata.version, kind=kind,
+                worker=self.settings.worker_id, at=datetime.now(UTC), model_key=metadata.key,
+                **fields))  # type: ignore[arg-type]
+        except EdmlError as exc:  # the alert channel failing must not stop the loading
+            event(log, "model_event.not_sent", logging.WARNING, error=str(exc))
 
     def _report(self, model_event: ModelEvent) -> None:
         self._events.produce(self.settings.topics.model_events,
@@ -99,6 +126,7 @@ class ScoringService(Service):
         threading.Thread(target=import_tensorflow_to_serve, name="tensorflow-import",
                          daemon=True).start()
         self.swapper.start()
+        self.keyed.start()
         # nothing is offered before the follower has caught up: a restarted worker's
         # table and cache make that first load fast
         self.follower.start()
@@ -124,6 +152,7 @@ class ScoringService(Service):
         await asyncio.get_running_loop().run_in_executor(None, self.scoring.stop)
         self.follower.stop()
         self.swapper.stop()
+        self.keyed.stop()
         self._events.flush(5)
         self.table.close()
         self.evaluator.close()

@@ -30,6 +30,10 @@ class ScoringSettings(BaseSettings):
     batch_wait_s: float = Field(default=0.02, gt=0)
     load_attempts: int = Field(default=4, ge=1)  # storage retries, with backoff, per model
     load_backoff_s: float = Field(default=0.5, gt=0)  # first backoff; doubles per attempt
+    # megabytes the keyed models of a family routed by key may take (estimated per model
+    # from its artifact: services.keyed_models.footprint_bytes); past it the least recently
+    # used is evicted, and loads again when its key comes back
+    model_memory_mb: int = Field(default=1024, ge=1)
     # join predictions with the actuals topic to measure each version live; off: the actuals
     # topic is not read and nothing is kept
     evaluate: bool = True

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 from edml.contracts import ModelEvent, ModelMetadata
 from edml.errors import ArtifactError, EdmlError, StorageError, UnfitModel
-from edml.loader import LoadedVersion, ModelLoader
+from edml.loader import LoadedVersion, ModelLoader, same_artifact
 from edml.logs import event, get_logger
 from services.metrics import Metrics
 from services.model_slot import ModelSlot
@@ -85,12 +85,12 @@ class ModelSwapper:
     def _settled(self, state: ModelMetadata) -> bool:
         """The slot serves ``state`` already: its champion, and its candidate in its mode."""
         lineup = self._slot.lineup()
-        if lineup is None or not _same(lineup.champion.metadata, state):
+        if lineup is None or not same_artifact(lineup.champion.metadata, state):
             return False
         rollout = state.rollout
         if rollout is None or lineup.candidate is None:
             return rollout is None and lineup.candidate is None
-        return _same(lineup.candidate.metadata, rollout.candidate) and \
+        return same_artifact(lineup.candidate.metadata, rollout.candidate) and \
             (lineup.mode, lineup.weight) == (rollout.mode, rollout.weight)
 
     def _run(self) -> None:
@@ -101,8 +101,8 @@ class ModelSwapper:
         self._state = state
         champion = state.version_only()
         current, candidate = self._slot.current, self._slot.candidate
-        if current is None or not _same(current.metadata, champion):
-            if candidate is not None and _same(candidate.metadata, champion):
+        if current is None or not same_artifact(current.metadata, champion):
+            if candidate is not None and same_artifact(candidate.metadata, champion):
                 self._serve(candidate)  # promoted: loaded and warm already
                 self._metrics.candidate(None)
             else:
@@ -120,7 +120,7 @@ class ModelSwapper:
                       champion=state.version)
             return
         wanted = rollout.candidate
-        if have is not None and _same(have.metadata, wanted):
+        if have is not None and same_artifact(have.metadata, wanted):
             self._slot.set_candidate(have, rollout.mode, rollout.weight)
             self._metrics.candidate(have.metadata, rollout.mode, rollout.weight)
             return
@@ -260,8 +260,3 @@ class ModelSwapper:
         except EdmlError as exc:  # the alert channel failing must not stop the swapper
             event(log, "model_event.not_sent", logging.WARNING, error=str(exc))
 
-
-
-
-def _same(loaded: ModelMetadata, wanted: ModelMetadata) -> bool:
-    return (loaded.version, loaded.checksum) == (wanted.version, wanted.checksum)

@@ -179,15 +179,17 @@ def test_through_a_registry_an_old_reader_reads_a_new_writer_unaided() -> None:
 @pytest.mark.parametrize("registry", [None, "registry"])
 def test_the_fast_prediction_writer_writes_fastavros_bytes(registry: str | None) -> None:
     codec = Codec(registry=MemoryRegistry() if registry else None)
-    for trip_id, seconds, requested, predicted in [
-        ("trip-1", 712.5, 1_700_000_000_123, 1_700_000_000_456),
-        ("", 0.0, 0, 0), ("é" * 70, -1.5e300, -1, 2**62), ("t" * 200, float("inf"), 63, 64),
-        ("x" * 63, 1.0, -64, -65),
+    for trip_id, seconds, requested, predicted, key, fallback in [
+        ("trip-1", 712.5, 1_700_000_000_123, 1_700_000_000_456, None, False),
+        ("", 0.0, 0, 0, "132", False), ("é" * 70, -1.5e300, -1, 2**62, None, True),
+        ("t" * 200, float("inf"), 63, 64, "staten-island", False),
+        ("x" * 63, 1.0, -64, -65, "", True),
     ]:
         expected = codec.encode_record("edml.TripPrediction", {
             "trip_id": trip_id, "predicted_duration_seconds": seconds,
             "model_name": "trip-duration", "model_version": "0.1.0-20261125-abc1234",
-            "requested_at": requested, "predicted_at": predicted})
+            "requested_at": requested, "predicted_at": predicted, "model_key": key,
+            "fallback": fallback})
         write = codec.prediction_writer("trip-duration", predicted)
         assert write.encode(trip_id, "0.1.0-20261125-abc1234", seconds,
-                            requested) == expected
+                            requested, key, fallback) == expected

@@ -147,6 +147,14 @@ def test_predictions_encoded_column_wise_are_fastavros_bytes(registry: str | Non
         "model_name": "trip-duration", "model_version": "0.1.0-20261201-abc1234",
         "requested_at": r, "predicted_at": predicted_ms})
         for trip_id, s, r in zip(trip_ids, seconds.tolist(), requested.tolist(), strict=True)]
+    keyed = codec.prediction_writer("trip-duration", predicted_ms).encode_many(
+        trip_ids[:50], "v3", seconds[:50], requested[:50], model_key="132", fallback=True)
+    assert keyed == [codec.encode_record("edml.TripPrediction", {
+        "trip_id": trip_id, "predicted_duration_seconds": s, "model_name": "trip-duration",
+        "model_version": "v3", "requested_at": r, "predicted_at": predicted_ms,
+        "model_key": "132", "fallback": True})
+        for trip_id, s, r in zip(trip_ids[:50], seconds[:50].tolist(),
+                                 requested[:50].tolist(), strict=True)]
 
 
 @pytest.mark.parametrize("registry", [None, "registry"])

@@ -1,0 +1,108 @@
+"""A batch of a family routed by key: each trip answered by its key's model where one is
+loaded, by the fleet model otherwise, and every prediction says which."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+import numpy as np
+
+from edml.codec import Codec
+from edml.contracts import TripPrediction, TripRequest
+from edml.errors import ModelError
+from services.batch import KEYED, Keyed, Routing, score_batch
+from tests.services.fakes import DistanceModel, FakeMessage
+
+CODEC = Codec()
+NOW_MS = 1_700_000_000_500
+
+
+def _trip(i: int, pickup: int) -> FakeMessage:
+    return FakeMessage(CODEC.encode(TripRequest(f"trip-{i}", datetime(2019, 10, 1, 8, 0),
+                                                pickup, pickup, 1)), f"trip-{i}".encode())
+
+
+class FailingOn:
+    """Answers ``answer`` except for trips from zone ``zone``, where it fails."""
+
+    signature = DistanceModel.signature
+
+    def __init__(self, answer: float, zone: int | None) -> None:
+        self.answer, self.zone = answer, zone  # zone None: fails on every trip
+
+    def predict(self, columns: dict[str, np.ndarray]) -> np.ndarray:
+        if self.zone is None or (columns["pickup_zone_id"] == self.zone).any():
+            raise ModelError("cannot")
+        return np.full(len(columns["pickup_zone_id"]), self.answer)
+
+
+def _routed(models: Mapping[str, Keyed], asked: list[list[str]] | None = None) -> Routing:
+    def serving(keys: list[str]) -> Mapping[str, Keyed]:
+        if asked is not None:
+            asked.append(keys)
+        return {key: models[key] for key in keys if key in models}
+    return Routing("pickup_zone_id", serving)
+
+
+def _predictions(result: object) -> dict[str, TripPrediction]:
+    decoded = [CODEC.decode(out.value, TripPrediction) for out in result.predictions]  # type: ignore[attr-defined]
+    return {p.trip_id: p for p in decoded}
+
+
+def test_three_keys_reach_their_own_models_and_a_fourth_falls_back_to_the_fleet() -> None:
+    keyed = {str(zone): Keyed(DistanceModel(answer=1000.0 + zone), f"k{zone}")
+             for zone in (10, 20, 30)}
+    asked: list[list[str]] = []
+    trips = [_trip(i, zone) for i, zone in enumerate([10, 20, 30, 40, 10, 40])]
+    result = score_batch(trips, DistanceModel(answer=500.0), "trips", "v1", CODEC, NOW_MS,
+                         routing=_routed(keyed, asked))
+    got = _predictions(result)
+    assert asked == [["10", "20", "30", "40"]]  # one ask per batch, every key present once
+    for trip_id, zone in (("trip-0", 10), ("trip-1", 20), ("trip-2", 30), ("trip-4", 10)):
+        p = got[trip_id]
+        assert (p.predicted_duration_seconds, p.model_version, p.model_key, p.fallback) == \
+            (1000.0 + zone, f"k{zone}", str(zone), False)
+    for trip_id in ("trip-3", "trip-5"):
+        p = got[trip_id]
+        assert (p.predicted_duration_seconds, p.model_version, p.model_key, p.fallback) == \
+            (500.0, "v1", None, True)
+    assert (result.keyed, result.fallbacks) == (4, 2)
+    assert result.served_by == {KEYED: 4, "v1": 2}
+    # the live evaluation gets both: the fleet's on every trip, the keyed where one answered
+    predicted = result.predicted
+    assert predicted is not None and predicted.versions == ("v1", KEYED)
+    assert np.isnan(predicted.seconds[:, 1]).tolist() == [False] * 3 + [True, False, True]
+
+
+def test_each_key_present_costs_one_model_call() -> None:
+    model = DistanceModel(answer=900.0)
+    trips = [_trip(i, 10 + i % 3) for i in range(30)]
+    score_batch(trips, DistanceModel(), "trips", "v1", CODEC, NOW_MS,
+                routing=_routed({"10": Keyed(model, "k"), "11": Keyed(model, "k")}))
+    assert model.calls == 2
+
+
+def test_trips_a_keyed_model_fails_on_are_answered_by_the_fleet_as_a_fallback() -> None:
+    # fails on zone 10's whole share but not on the smoke requests: the trips alone fail
+    keyed = {"10": Keyed(FailingOn(1000.0, zone=10), "k10")}
+    result = score_batch([_trip(0, 10), _trip(1, 10)], DistanceModel(answer=500.0), "trips",
+                         "v1", CODEC, NOW_MS, routing=_routed(keyed))
+    assert not result.dead_letters and not result.keyed_unfit
+    assert {(p.model_version, p.fallback) for p in _predictions(result).values()} == \
+        {("v1", True)}
+
+
+def test_a_keyed_model_unfit_on_the_smoke_requests_is_reported_and_its_trips_answered() -> None:
+    keyed = {"10": Keyed(FailingOn(1000.0, zone=None), "k10")}
+    result = score_batch([_trip(0, 10)], DistanceModel(answer=500.0), "trips", "v1", CODEC,
+                         NOW_MS, routing=_routed(keyed))
+    assert list(result.keyed_unfit) == ["10"]
+    assert [(p.model_version, p.fallback) for p in _predictions(result).values()] == \
+        [("v1", True)]
+
+
+def test_without_routing_no_prediction_is_a_fallback() -> None:
+    result = score_batch([_trip(0, 10)], DistanceModel(), "trips", "v1", CODEC, NOW_MS)
+    assert [(p.model_key, p.fallback) for p in _predictions(result).values()] == \
+        [(None, False)]
