@@ -25,5 +25,5 @@ def test_a_missing_vendor_has_no_key() -> None:
 
 
 def test_an_unknown_routing_field_is_refused_naming_the_known_ones() -> None:
-    with pytest.raises(ModelError, match="routing field 'zone'.*pickup_borough"):
+    with pytest.raises(ModelError, match=r"routing field 'zone'.*pickup_borough"):
         route_keys("zone", np.array([1]))
