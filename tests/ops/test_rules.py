@@ -27,7 +27,7 @@ def _promtool(*args: str | Path, cwd: Path | None = None) -> str:
 
 
 def test_promtool_accepts_the_rules_and_the_plain_scrape_config() -> None:
-    assert "SUCCESS: 10 rules found" in _promtool("check", "rules", RULES)
+    assert "SUCCESS: 11 rules found" in _promtool("check", "rules", RULES)
     assert "is valid prometheus config" in _promtool(
         "check", "config", OPS / "prometheus" / "prometheus.yml")
 

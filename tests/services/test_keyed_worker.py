@@ -1,0 +1,143 @@
+"""A family routed by key on the real broker: each trip reaches its key's model, the fleet
+model answers the rest and stands in for a key whose model is not loaded or cannot load;
+every prediction says which, and no record is lost while keyed models load, swap and are
+evicted."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from pathlib import Path
+
+import pytest
+
+from edml.artifacts import artifact_uri
+from edml.codec import Codec
+from edml.contracts import TripPrediction
+from edml.model_log import latest_keyed, read_model_log
+from edml.settings import KafkaSettings, StorageSettings, TopicSettings
+from model_publisher.publish import announce, publish
+from model_publisher.settings import PublisherSettings
+from tests.services.workers import (
+    Sender,
+    Worker,
+    Workers,
+    all_outcomes,
+    read_model_events,
+    read_outputs,
+    real_requests,
+    send,
+    wait_for,
+)
+from trainer.variants import adding_seconds
+
+CODEC = Codec()
+# the busiest pickup zones of the first real requests (Upper East Side and Midtown)
+A, B, C, D = 236, 237, 162, 161
+
+
+@pytest.fixture(scope="module")
+def longer_model(quick_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``quick_model`` answering 10 minutes more: what the keyed models answer."""
+    return adding_seconds(quick_model, tmp_path_factory.mktemp("keyed") / "model", 600.0)
+
+
+def _routed_fleet(quick_model: Path, longer_model: Path, publisher: PublisherSettings,
+                  keys: dict[int, str]) -> None:
+    """The fleet model v1 routed by pickup zone, and a keyed model per zone of ``keys``."""
+    publish(quick_model, "trips", publisher, version="v1", routed_by="pickup_zone_id")
+    for zone, version in keys.items():
+        publish(longer_model, "trips", publisher, version=version, key=str(zone))
+
+
+def _by_trip(kafka: KafkaSettings, topics: TopicSettings) -> dict[str, TripPrediction]:
+    return {p.trip_id: p for p in read_outputs(kafka, topics).predictions}
+
+
+def _loaded(worker: Worker, count: int) -> None:
+    wait_for(lambda: worker.metric('edml_keyed_model_loads_total{outcome="loaded"}') >= count,
+             60, f"{count} keyed model loads")
+
+
+def test_trips_reach_their_keys_models_the_rest_fall_back_and_a_new_key_version_takes_over(
+    quick_model: Path, longer_model: Path, publisher: PublisherSettings, workers: Workers,
+    kafka: KafkaSettings, topics: TopicSettings,
+) -> None:
+    _routed_fleet(quick_model, longer_model, publisher, {A: "a1", B: "b1", C: "c1"})
+    worker = workers.make("w1").start()
+    worker.wait_ready("v1")
+    warm_up = [r for r in real_requests(600, "warm") if r.pickup_zone_id in (A, B, C)][:30]
+    send(kafka, topics.records, warm_up)  # their keys' models load meanwhile
+    _loaded(worker, 3)
+    trips = [r for r in real_requests(600) if r.pickup_zone_id in (A, B, C, D)]
+    send(kafka, topics.records, trips)
+    all_outcomes(kafka, topics, len(warm_up) + len(trips))
+
+    got = _by_trip(kafka, topics)
+    expected = {A: ("a1", str(A), False), B: ("b1", str(B), False),
+                C: ("c1", str(C), False), D: ("v1", None, True)}
+    for trip in trips:
+        p = got[trip.trip_id]
+        assert (p.model_version, p.model_key, p.fallback) == expected[trip.pickup_zone_id]
+    assert all(got[t.trip_id].fallback or got[t.trip_id].model_key for t in warm_up)
+
+    # a2 published for A while trips keep coming: A's trips go to a2, no other key moves
+    steady = [r for r in real_requests(4000, "steady") if r.pickup_zone_id in (A, B, D)]
+    until = threading.Event()
+    sender = Sender(kafka, topics.records, steady, rate=150, until=until)
+    sender.start()
+    publish(longer_model, "trips", publisher, version="a2", key=str(A))
+    _loaded(worker, 4)
+    until.set()
+    sender.join()
+    after = [r for r in real_requests(600, "after") if r.pickup_zone_id in (A, B, D)]
+    send(kafka, topics.records, after)
+    all_outcomes(kafka, topics, len(warm_up) + len(trips) + len(sender.sent) + len(after))
+    got = _by_trip(kafka, topics)
+    for trip in after:
+        assert got[trip.trip_id].model_version == {A: "a2", B: "b1", D: "v1"}[
+            trip.pickup_zone_id]
+    during = {(got[t.trip_id].model_version, t.pickup_zone_id) for t in sender.sent}
+    assert during <= {("a1", A), ("a2", A), ("b1", B), ("v1", D), ("v1", A), ("v1", B)}
+    assert read_outputs(kafka, topics).dead_letters == []
+
+
+def test_past_a_small_budget_keyed_models_are_evicted_and_reloaded_and_one_that_cannot_load_alerts(
+    quick_model: Path, longer_model: Path, publisher: PublisherSettings, workers: Workers,
+    kafka: KafkaSettings, topics: TopicSettings, gcs: StorageSettings,
+) -> None:
+    _routed_fleet(quick_model, longer_model, publisher, {A: "a1", B: "b1"})
+    a1 = next(e.metadata for e in latest_keyed(read_model_log(
+        kafka, topics.models, CODEC), "trips").values() if e.metadata.key == str(A))
+    # C's model is announced, never uploaded: it cannot load
+    announce(publisher, dataclasses.replace(a1, key=str(C), version="c1", storage_uri=(
+        artifact_uri(gcs.uri, "trips", "c1", key=str(C)))))
+    # one keyed model fits (~7 MB estimated each): A and B take turns in memory
+    worker = workers.make("w1", extra_env={"EDML_SCORING_MODEL_MEMORY_MB": "10"}).start()
+    worker.wait_ready("v1")
+    sent, answered_keyed = [], []
+    loads = 0
+    for round_ in range(2):
+        for zone in (A, B, C):
+            trips = [r for r in real_requests(900, f"r{round_}") if r.pickup_zone_id == zone]
+            first, second = trips[:8], trips[8:16]
+            send(kafka, topics.records, first)  # asks for the key's model: it loads
+            if zone != C:
+                loads += 1
+                _loaded(worker, loads)
+            send(kafka, topics.records, second)  # answered by it, if it loaded
+            sent += first + second
+            all_outcomes(kafka, topics, len(sent))
+            answered_keyed += second if zone != C else []
+    counts = read_outputs(kafka, topics).outcome_counts()
+    assert set(counts) == {t.trip_id for t in sent} and set(counts.values()) == {1}
+    assert worker.metric("edml_keyed_model_evictions_total") >= 3  # A, B, A out in turn
+    assert worker.metric("edml_keyed_models_bytes") <= 10 << 20
+    got = _by_trip(kafka, topics)
+    assert {(got[t.trip_id].model_key, got[t.trip_id].model_version)
+            for t in answered_keyed} == {(str(A), "a1"), (str(B), "b1")}
+    c_trips = [got[t.trip_id] for t in sent if t.pickup_zone_id == C]
+    assert {(p.model_version, p.fallback) for p in c_trips} == {("v1", True)}
+    assert worker.metric("edml_keyed_models_refused") == 1
+    refused = [e for e in read_model_events(kafka, topics) if e.kind == "load_failed"]
+    assert {(e.model_key, e.model_version) for e in refused} == {(str(C), "c1")}
