@@ -18,8 +18,27 @@ def _settings() -> Any:
     return PublisherSettings()
 
 
+def _publish_set(args: argparse.Namespace, settings: Any) -> int:
+    from model_publisher.publish import publish_set
+
+    fleet, verdicts = publish_set(args.model_dir, args.name, settings, args.version)
+    m = fleet.metadata
+    print(f"published {m.name} {m.version} as the fleet model, routed by {m.routed_by} "
+          f"(offset {fleet.offset})")
+    print(f"  {'key':<16} {'keyed MAE':>10} {'fleet MAE':>10}")
+    for v in sorted(verdicts, key=lambda v: v.key):
+        keyed = "" if v.keyed_mae_minutes is None else f"{v.keyed_mae_minutes:.3f}"
+        fleet_mae = "" if v.fleet_mae_minutes is None else f"{v.fleet_mae_minutes:.3f}"
+        said = f"published (offset {v.published.offset})" if v.published else \
+            f"not published: {v.verdict}, the fleet model answers it"
+        print(f"  {v.key:<16} {keyed:>10} {fleet_mae:>10}  {said}")
+    return 0
+
+
 def _publish(args: argparse.Namespace) -> int:
     settings = _settings()
+    if args.set:
+        return _publish_set(args, settings)
     from edml.serving_state import parse_policy
     from model_publisher.publish import publish
 
@@ -212,6 +231,10 @@ def register(sub: Any) -> None:
                          "whose routing field gives KEY (a zone id as '132', a borough as "
                          "'queens' or 'staten-island', a vendor id as '2'); the fleet model "
                          "answers every other trip")
+    publish.add_argument("--set", action="store_true",
+                         help="MODEL_DIR is the OUT of edml train --per: publish its fleet "
+                         "model (routed by the field it was trained per) and each key's model "
+                         "that beat the fleet model on that key's validation trips")
     publish.set_defaults(handler=_publish)
 
     models = sub.add_parser("models", help="list, inspect and roll back published models",

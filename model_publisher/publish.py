@@ -34,8 +34,8 @@ from model_publisher.version import git_commit, make_version
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["BacktestGate", "Published", "announce", "current_state", "publish",
-           "read_training_metadata"]
+__all__ = ["BacktestGate", "KeyVerdict", "Published", "announce", "current_state", "publish",
+           "publish_set", "read_training_metadata"]
 
 log = get_logger(__name__)
 TRAINING_METADATA = "edml_model.json"  # written by the trainer beside the SavedModel
@@ -216,3 +216,37 @@ def publish(model_dir: Path, name: str, settings: PublisherSettings, version: st
     event(log, "model.published", model=metadata.label, version=version, offset=offset,
           topic=settings.topics.models, role=mode or "champion", weight=weight or None)
     return Published(state, offset)
+
+
+@dataclass(frozen=True)
+class KeyVerdict:
+    key: str
+    verdict: str  # from keys.json: publish, fleet is better, too few trips
+    keyed_mae_minutes: float | None
+    fleet_mae_minutes: float | None
+    published: Published | None  # where the keyed model beat the fleet model
+
+
+def publish_set(out: Path, name: str, settings: PublisherSettings,
+                version: str | None = None) -> tuple[Published, list[KeyVerdict]]:
+    """What ``edml train --per`` wrote to ``out``: the fleet model, routed by the field it
+    was trained per, then each key's model where it beat the fleet model on that key's
+    validation trips (``keys.json``), all under one version."""
+    index = out / "keys.json"
+    try:
+        document = json.loads(index.read_text())
+        routed_by, keys = str(document["routed_by"]), list(document["keys"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelError(f"{index}: not the output of edml train --per ({exc})") from exc
+    now = datetime.now(UTC)
+    version = version or make_version(git_commit(settings.git_commit), now)
+    fleet = publish(out / str(document.get("fleet", "fleet/saved_model")), name, settings,
+                    version=version, now=now, routed_by=routed_by)
+    verdicts = []
+    for entry in keys:
+        key = str(entry["key"])
+        done = publish(out / "keys" / key / "saved_model", name, settings, version=version,
+                       now=now, key=key) if entry["verdict"] == "publish" else None
+        verdicts.append(KeyVerdict(key, str(entry["verdict"]), entry.get("keyed_mae_minutes"),
+                                   entry.get("fleet_mae_minutes"), done))
+    return fleet, verdicts

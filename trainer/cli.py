@@ -63,4 +63,15 @@ def register(sub: Any) -> None:
                         help="training rows in --quick mode (default 6000)")
     parser.add_argument("--cache-dir", type=Path,
                         help="where downloaded TLC files are kept (default .edml/tlc-cache)")
+    parser.add_argument("--per", metavar="FIELD",
+                        help="also train a model per key of this routing field "
+                        "(pickup_zone_id, dropoff_zone_id, pickup_borough, dropoff_borough): "
+                        "the fleet model goes to OUT/fleet, each key's to OUT/keys/KEY, and "
+                        "OUT/keys.json compares each with the fleet model on the key's "
+                        "validation trips (edml publish --set OUT publishes the set)")
+    parser.add_argument("--min-key-trips", type=int,
+                        help="training trips a key needs for a model of its own (default "
+                        "2000; fewer: the fleet model answers it)")
+    parser.add_argument("--jobs", type=int,
+                        help="processes training keyed models at once (default 2)")
     parser.set_defaults(handler=_run)

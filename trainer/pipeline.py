@@ -32,6 +32,7 @@ from trainer.data import CleanReport, clean, load_trips, parse_months, resolve_s
 from trainer.evaluate import Evaluation, evaluate
 from trainer.export import OUTPUT, SERVED, SIGNATURE, export_saved_model, predict_seconds
 from trainer.fit import Split, fit, model_inputs, split_by_time
+from trainer.per_key import check_routable, train_per_key
 from trainer.profile import build_profile
 from trainer.report import write_report
 from trainer.settings import TrainSettings
@@ -110,8 +111,15 @@ def train(settings: TrainSettings, console: Console | None = None) -> TrainOutco
         task = progress.add_task("reading trip files", total=len(sources))
         raw = load_trips(sources, settings.cache_dir, lambda _: progress.advance(task))
     trips, cleaning = clean(raw, months)
-    return train_on(split_by_time(trips, settings.validation_months), settings, cleaning,
-                    console, started)
+    split = split_by_time(trips, settings.validation_months)
+    if settings.per is None:
+        return train_on(split, settings, cleaning, console, started)
+    # the fleet model first: every keyed model is judged against it on its key's trips
+    check_routable(split, settings.per)
+    fleet = train_on(split, settings.model_copy(update={"out": settings.out / "fleet"}),
+                     cleaning, console, started)
+    train_per_key(split, settings, cleaning, settings.per, console, fleet.model_dir)
+    return fleet
 
 
 def _progress_columns() -> tuple[ProgressColumn, ...]:

@@ -29,3 +29,8 @@ class TrainSettings(BaseSettings):
     quick: bool = False  # a few thousand rows and one epoch, for tests and the demo
     quick_rows: int = Field(default=6000, ge=100)
     cache_dir: Path = Path(".edml/tlc-cache")  # downloaded TLC files
+    # a model per key of this routing field (edml.routing) beside the fleet model
+    per: str | None = None
+    # a key needs this many training trips for a model of its own (fewer: the fleet's)
+    min_key_trips: int = Field(default=2000, ge=100)
+    jobs: int = Field(default=2, ge=1)  # processes training keyed models at once
