@@ -152,8 +152,11 @@ def _delete(kafka: KafkaSettings, topic: str) -> None:
             print(f"  (could not delete {topic}: {exc})")
 
 
-def _round(kafka: KafkaSettings, name: str, launch: Launch, source: str, work: Path,
-           warmup_s: float, seconds: float) -> Measured:
+def run_round(kafka: KafkaSettings, name: str, launch: Launch, source: str, work: Path,
+              warmup_s: float, seconds: float,
+              before_stop: Callable[[list[subprocess.Popen[bytes]]], None] | None = None,
+              ) -> Measured:
+    """One round of one contender; ``before_stop`` sees its processes at the window's end."""
     tag = f"{name.split(',')[0].replace(' ', '-')}-{uuid.uuid4().hex[:6]}"
     rnd = Round(source, f"out-{tag}", f"bench-{tag}", work / tag)
     rnd.work.mkdir(parents=True)
@@ -169,6 +172,8 @@ def _round(kafka: KafkaSettings, name: str, launch: Launch, source: str, work: P
         _first_output(kafka, rnd.sink, procs, logs, 300)
         startup_s = time.monotonic() - launched
         time.sleep(warmup_s + seconds + 1)
+        if before_stop is not None:
+            before_stop(procs)
     finally:
         _stop(procs)
     # counted after the contender stopped: every output it wrote is in the topic
@@ -199,24 +204,30 @@ def _quix_python() -> Path | None:
     return python
 
 
+def edml_workers(kafka: KafkaSettings, storage_uri: str, models_topic: str, count: int,
+                 **settings: str) -> Launch:
+    """``count`` ``edml serve`` workers of one group, serving what ``models_topic`` says."""
+    def launch(r: Round) -> list[tuple[list[str], dict[str, str] | None]]:
+        topics = TopicSettings(records=r.source, predictions=r.sink, models=models_topic,
+                               shadow_predictions=f"{r.sink}-shadow",
+                               actuals=f"{r.sink}-actuals", dead_letters=f"{r.sink}-dead",
+                               model_events=f"{r.sink}-events",
+                               evaluations=f"{r.sink}-evaluations", partitions=PARTITIONS)
+        ensure_topics(kafka, topic_specs(topics))
+        return [([sys.executable, "-m", "edml.cli", "serve"],
+                 worker_env(kafka, topics, storage_uri, r.work / f"worker-{i}", free_port())
+                 | {"EDML_SCORING_GROUP_ID": r.group, "EDML_SCORING_WORKER_ID": f"w{i}"}
+                 | settings)
+                for i in range(count)]
+    return launch
+
+
 def _contenders(kafka: KafkaSettings, storage_uri: str, model: Path, models_topic: str,
                 quix: Path | None) -> dict[str, Launch]:
     py = sys.executable
 
     def workers(count: int, **settings: str) -> Launch:
-        def launch(r: Round) -> list[tuple[list[str], dict[str, str] | None]]:
-            topics = TopicSettings(records=r.source, predictions=r.sink, models=models_topic,
-                                   shadow_predictions=f"{r.sink}-shadow",
-                                   actuals=f"{r.sink}-actuals", dead_letters=f"{r.sink}-dead",
-                                   model_events=f"{r.sink}-events",
-                                   evaluations=f"{r.sink}-evaluations", partitions=PARTITIONS)
-            ensure_topics(kafka, topic_specs(topics))
-            return [([py, "-m", "edml.cli", "serve"],
-                     worker_env(kafka, topics, storage_uri, r.work / f"worker-{i}", free_port())
-                     | {"EDML_SCORING_GROUP_ID": r.group, "EDML_SCORING_WORKER_ID": f"w{i}"}
-                     | settings)
-                    for i in range(count)]
-        return launch
+        return edml_workers(kafka, storage_uri, models_topic, count, **settings)
 
     contenders: dict[str, Launch] = {
         CEILING: lambda r: [([py, "-m", "bench.contenders.passthrough", kafka.bootstrap,
@@ -369,7 +380,7 @@ def main() -> None:
                 rates: dict[str, list[Measured]] = {name: [] for name in contenders}
                 for r in range(args.rounds):
                     for name, launch in contenders.items():
-                        m = _round(kafka, name, launch, shared.records, work, args.warmup,
+                        m = run_round(kafka, name, launch, shared.records, work, args.warmup,
                                    args.seconds)
                         rates[name].append(m)
                         print(f"[{stamp()}] round {r + 1} {name:<18} {m.rate:>10,.0f} "
