@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import fill, model_dir, requests, stamp, topics_for
 from bench.throughput import Measured, edml_workers, run_round
 from edml.artifacts import artifact_uri
+from edml.contracts import ModelMetadata
 from edml.local import LocalStack
 from edml.local.processes import free_port
 from edml.storage import open_store
@@ -77,11 +78,12 @@ def _metrics(port: int) -> dict[str, float]:
     return found
 
 
-def _publish_zones(model: Path, settings: PublisherSettings, storage_uri: str) -> None:
-    """The fleet model routed by pickup zone, and one keyed model per zone: the first
-    published with every check, the others the same artifact uploaded to their own folders
-    and announced."""
-    publish(model, "bench", settings, version="v1", routed_by="pickup_zone_id")
+def _publish_zones(model: Path, fleet: ModelMetadata, settings: PublisherSettings,
+                   storage_uri: str) -> None:
+    """``fleet`` routed by pickup zone, and one keyed model per zone: the first published
+    with every check, the others the same artifact uploaded to their own folders and
+    announced."""
+    announce(settings, dataclasses.replace(fleet, routed_by="pickup_zone_id"))
     keyed_dir = adding_seconds(model, Path(tempfile.mkdtemp(prefix="edml-bench-keyed-"))
                                / "model", 600.0)
     try:
@@ -144,10 +146,10 @@ def main() -> None:
             kafka = stack.kafka_settings()
             storage = stack.storage_settings()
             single, routed = topics_for(kafka, "single"), topics_for(kafka, "zones")
-            publish(model, "bench", PublisherSettings(kafka=kafka, topics=single,
-                                                      storage=storage), version="v1")
+            fleet = publish(model, "bench", PublisherSettings(
+                kafka=kafka, topics=single, storage=storage), version="v1").metadata
             print(f"[{stamp()}] publishing 263 keyed models")
-            _publish_zones(model, PublisherSettings(kafka=kafka, topics=routed,
+            _publish_zones(model, fleet, PublisherSettings(kafka=kafka, topics=routed,
                                                     storage=storage), stack.storage_uri)
             print(f"[{stamp()}] writing {args.records:,} requests")
             fill(kafka, single.records, requests(args.records))

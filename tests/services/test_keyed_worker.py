@@ -112,8 +112,8 @@ def test_past_a_small_budget_keyed_models_are_evicted_and_reloaded_and_one_that_
     # C's model is announced, never uploaded: it cannot load
     announce(publisher, dataclasses.replace(a1, key=str(C), version="c1", storage_uri=(
         artifact_uri(gcs.uri, "trips", "c1", key=str(C)))))
-    # one keyed model fits (~7 MB estimated each): A and B take turns in memory
-    worker = workers.make("w1", extra_env={"EDML_SCORING_MODEL_MEMORY_MB": "10"}).start()
+    # one keyed model fits (~12.5 MB estimated each): A and B take turns in memory
+    worker = workers.make("w1", extra_env={"EDML_SCORING_MODEL_MEMORY_MB": "20"}).start()
     worker.wait_ready("v1")
     sent, answered_keyed = [], []
     loads = 0
@@ -132,7 +132,7 @@ def test_past_a_small_budget_keyed_models_are_evicted_and_reloaded_and_one_that_
     counts = read_outputs(kafka, topics).outcome_counts()
     assert set(counts) == {t.trip_id for t in sent} and set(counts.values()) == {1}
     assert worker.metric("edml_keyed_model_evictions_total") >= 3  # A, B, A out in turn
-    assert worker.metric("edml_keyed_models_bytes") <= 10 << 20
+    assert worker.metric("edml_keyed_models_bytes") <= 20 << 20
     got = _by_trip(kafka, topics)
     assert {(got[t.trip_id].model_key, got[t.trip_id].model_version)
             for t in answered_keyed} == {(str(A), "a1"), (str(B), "b1")}
