@@ -39,6 +39,13 @@ def test_keys_with_enough_trips_get_a_model_judged_against_the_fleet_and_only_be
             assert entry["verdict"] == ("publish" if better else "fleet is better")
         else:
             assert entry["verdict"] == "too few trips" and entry["keyed_mae_minutes"] is None
+    # the routed system = the fleet model's errors with each published key's swapped in
+    overall = document["all_validation_trips"]
+    n = overall["validation_trips"]
+    assert n >= sum(e["validation_trips"] for e in keys.values())
+    gain = sum((e["fleet_mae_minutes"] - e["keyed_mae_minutes"]) * e["validation_trips"]
+               for e in keys.values() if e["verdict"] == "publish")
+    assert overall["routed_mae_minutes"] == pytest.approx(overall["fleet_mae_minutes"] - gain / n)
 
     fleet, verdicts = publish_set(tmp_path / "out", "trips", publisher, version="v1")
     assert fleet.metadata.routed_by == "pickup_borough"
