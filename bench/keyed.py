@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/keyed.py [--seconds 10] [--warmup 5] [--keyed-warmup 60]
                                     [--rounds 2] [--records 2500000] [--budget-mb 1024]
+                                    [--rate 1000] [--latency-seconds 20]
 
 Two contenders read one topic of real requests (four partitions, filled once), one
 ``edml serve`` worker each, taking turns within each round:
@@ -17,7 +18,11 @@ The keyed contender is measured after a longer warm-up (``--keyed-warmup``): its
 load during it, as they would in the first minute of a deployment. Per round: records/s in
 the measured window (from the outputs' timestamps, counted after the worker stopped), and
 at its end the worker's RSS, its keyed models in memory, loads and evictions so far, and the
-share of predictions made by keyed models. Medians over the rounds, with their range.
+share of predictions made by keyed models. Then, rounds interleaved again, end-to-end
+latency (request written to prediction written) at ``--rate`` requests/s: a fresh worker per
+contender, its requests paced from its start, the latency of those of the last
+``--latency-seconds`` (the keyed contender's first ``--keyed-warmup`` seconds load its
+models). Medians over the rounds, with their range.
 """
 
 from __future__ import annotations
@@ -34,15 +39,30 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import fill, model_dir, requests, stamp, topics_for
-from bench.throughput import Measured, edml_workers, run_round
+import numpy as np
+
+from bench.common import (
+    PARTITIONS,
+    fill,
+    model_dir,
+    requests,
+    stamp,
+    topics_for,
+    wait_for_outputs,
+    worker_env,
+)
+from bench.throughput import ROOT, Measured, edml_workers, paced, run_round, stop
 from edml.artifacts import artifact_uri
-from edml.contracts import ModelMetadata
+from edml.codec import Codec
+from edml.contracts import ModelMetadata, TripPrediction
+from edml.kafka import read_partition
 from edml.local import LocalStack
 from edml.local.processes import free_port
+from edml.settings import KafkaSettings
 from edml.storage import open_store
 from model_publisher.publish import announce, publish
 from model_publisher.settings import PublisherSettings
+from services.probe import wait_ready
 from trainer.variants import adding_seconds
 
 ZONES = range(1, 264)
@@ -96,6 +116,45 @@ def _publish_zones(model: Path, fleet: ModelMetadata, settings: PublisherSetting
         shutil.rmtree(keyed_dir.parent, ignore_errors=True)
 
 
+def _latency_ms(kafka: KafkaSettings, stack: LocalStack, models_topic: str, work: Path,
+               budget_mb: int, rate: int, warmup_s: float, seconds: float) -> np.ndarray:
+    """End-to-end latency of each request of the last ``seconds`` of a run at ``rate``
+    requests/s through a fresh worker serving ``models_topic``."""
+    topics = topics_for(kafka, "latency").model_copy(update={"models": models_topic})
+    port = free_port()
+    env = worker_env(kafka, topics, stack.storage_uri, work / f"latency-{port}", port) | {
+        "EDML_SCORING_MODEL_MEMORY_MB": str(budget_mb)}
+    with (work / f"latency-{port}.log").open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "edml.cli", "serve"], env=env,
+                                stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+    try:
+        wait_ready(port, proc)
+        values = requests(int((warmup_s + seconds) * rate))
+        paced(kafka, topics.records, values, rate, topics.dead_letters)
+        wait_for_outputs(kafka, topics.predictions, PARTITIONS, len(values), 120)
+    finally:
+        stop([proc])
+    codec = Codec()
+    times = np.array([(r["requested_at"].timestamp(), r["predicted_at"].timestamp())
+                      for p in range(PARTITIONS)
+                      for r in (codec.decode_record(m.value() or b"", TripPrediction.SCHEMA)
+                                for m in read_partition(kafka, topics.predictions, p))])
+    requested, latency = times[:, 0], times[:, 1] - times[:, 0]
+    measured: np.ndarray = latency[requested >= requested.min() + warmup_s] * 1000
+    return measured
+
+
+def _latency_summary(latencies: dict[str, list[np.ndarray]], rate: int) -> None:
+    def med(values: list[float]) -> str:
+        return f"{statistics.median(values):,.1f} ({min(values):,.1f} .. {max(values):,.1f})"
+
+    print(f"\nend-to-end latency at {rate:,} requests/s, ms, median over rounds (range):")
+    for name, runs in latencies.items():
+        print(f"  {name:<14} p50 {med([float(np.quantile(r, .5)) for r in runs]):>26}"
+              f"   p99 {med([float(np.quantile(r, .99)) for r in runs]):>26}"
+              f"   ({min(len(r) for r in runs):,}+ requests a round)")
+
+
 def _summary(samples: dict[str, list[Sample]], budget_mb: int) -> None:
     def med(values: list[float]) -> str:
         return (f"{statistics.median(values):,.0f} ({min(values):,.0f} .. "
@@ -134,9 +193,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="rounds per contender (>= 2)")
     parser.add_argument("--records", type=int, default=2_500_000)
     parser.add_argument("--budget-mb", type=int, default=1024)
+    parser.add_argument("--rate", type=int, default=1000, help="requests/s, latency rounds")
+    parser.add_argument("--latency-seconds", type=float, default=20.0,
+                        help="measured, per latency round")
     parser.add_argument("--model", type=Path)
     args = parser.parse_args()
-    if args.rounds < 2 or args.seconds < 10:
+    if args.rounds < 2 or min(args.seconds, args.latency_seconds) < 10:
         parser.error("at least 2 rounds of at least 10 s each: a shorter run is not a figure")
 
     work = Path(tempfile.mkdtemp(prefix="edml-bench-"))
@@ -176,6 +238,17 @@ def main() -> None:
                           f"RSS {rss:,.0f} MB, keyed loads {metrics[_READ[0]]:,.0f}, "
                           f"evictions {metrics[_READ[1]]:,.0f}", flush=True)
             _summary(samples, args.budget_mb)
+            latencies: dict[str, list[np.ndarray]] = {SINGLE: [], KEYED: []}
+            for r in range(args.rounds):
+                for name, topic, warmup in ((SINGLE, single.models, args.warmup),
+                                            (KEYED, routed.models, args.keyed_warmup)):
+                    ms = _latency_ms(kafka, stack, topic, work, args.budget_mb, args.rate,
+                                     warmup, args.latency_seconds)
+                    latencies[name].append(ms)
+                    print(f"[{stamp()}] latency round {r + 1} {name:<14} p50 "
+                          f"{np.quantile(ms, .5):,.1f} ms, p99 {np.quantile(ms, .99):,.1f} ms",
+                          flush=True)
+            _latency_summary(latencies, args.rate)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

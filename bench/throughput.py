@@ -125,7 +125,8 @@ def _first_output(kafka: KafkaSettings, topic: str, procs: list[subprocess.Popen
     raise SystemExit(f"no output on {topic} within {timeout_s} s")
 
 
-def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
+def stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    """Terminate, and kill what has not exited after 30 s."""
     for proc in procs:
         if proc.poll() is None:
             proc.terminate()
@@ -175,7 +176,7 @@ def run_round(kafka: KafkaSettings, name: str, launch: Launch, source: str, work
         if before_stop is not None:
             before_stop(procs)
     finally:
-        _stop(procs)
+        stop(procs)
     # counted after the contender stopped: every output it wrote is in the topic
     times = _output_times_ms(kafka, rnd.sink)
     _delete(kafka, rnd.sink)
@@ -250,8 +251,9 @@ def _contenders(kafka: KafkaSettings, storage_uri: str, model: Path, models_topi
     return contenders
 
 
-def _paced(kafka: KafkaSettings, topic: str, values: list[bytes], rate: int,
-           warm_up_topic: str) -> None:
+def paced(kafka: KafkaSettings, topic: str, values: list[bytes], rate: int,
+          warm_up_topic: str) -> None:
+    """``values`` written to ``topic`` at ``rate`` per second."""
     prod = producer(kafka)
     # The producer's own start must not count as the worker's latency: its metadata, and
     # the idempotent producer's id, which it fetches before its first send.
@@ -285,7 +287,7 @@ def _latency_and_swap(kafka: KafkaSettings, stack: LocalStack, model: Path, work
     try:
         wait_ready(port, proc)
         values = requests(seconds * rate)
-        sender = threading.Thread(target=_paced, args=(kafka, topics.records, values, rate,
+        sender = threading.Thread(target=paced, args=(kafka, topics.records, values, rate,
                                                        topics.dead_letters))
         sender.start()
         time.sleep(seconds / 2)
@@ -294,7 +296,7 @@ def _latency_and_swap(kafka: KafkaSettings, stack: LocalStack, model: Path, work
         sender.join()
         wait_for_outputs(kafka, topics.predictions, PARTITIONS, len(values), 60)
     finally:
-        _stop([proc])
+        stop([proc])
     rows = []
     for p in range(PARTITIONS):
         for msg in read_partition(kafka, topics.predictions, p):

@@ -127,6 +127,24 @@ PANELS = (
                   Query(f"sum by (model_version) (rate(edml_shadow_predictions_out_total"
                         f"{_RATE}))", "{{model_version}}"),), unit="reqps"),
     )),
+    Section("Keyed models", (
+        Panel("Answered by keyed models", "Main-topic predictions of a family routed by key: "
+              "by the key's own model, or by the fleet model standing in (no model for the "
+              "key, not loaded yet, not let in, or failing on the trip).", (
+                  Query(f"sum by (answered_by) (rate(edml_keyed_predictions_total{_RATE}))",
+                        "{{answered_by}}"),), unit="reqps"),
+        Panel("Keyed models in memory", "Estimated bytes of the keyed models loaded, "
+              "against each worker's budget (EDML_SCORING_MODEL_MEMORY_MB).", (
+                  Query("sum by (instance) (edml_keyed_models_bytes)", "loaded {{instance}}"),
+                  Query("max by (instance) (edml_keyed_models_budget_bytes)",
+                        "budget {{instance}}")), unit="bytes"),
+        Panel("Keyed model loads", "Loads by outcome, and evictions. A steady rate of "
+              "not_admitted: the budget holds fewer models than the traffic asks for.", (
+                  Query(f"sum by (outcome) (rate(edml_keyed_model_loads_total{_RATE}))",
+                        "{{outcome}}"),
+                  Query(f"sum(rate(edml_keyed_model_evictions_total{_RATE}))",
+                        "evicted")), unit="ops"),
+    )),
 )
 
 

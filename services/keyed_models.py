@@ -5,7 +5,9 @@ A batch asks for the models of the keys it holds (``serving``) and never waits: 
 model is loaded gets it, a key with an announced model that is not loaded is queued for this
 class's own thread to load, and the fleet model answers its trips meanwhile. Loading past
 the budget evicts the least recently used; an evicted model loads again when its key comes
-back. A keyed model that cannot load leaves its key on the fleet model, raises the alert,
+back, if its key is asked for more often than the model it would evict (more hot keys than
+fit would otherwise have each load evict a model the next batch asks for again). A keyed
+model that cannot load leaves its key on the fleet model, raises the alert,
 and is not tried again until a new version is announced (or, after a storage outage, after
 a backoff).
 """
@@ -24,6 +26,7 @@ from edml.contracts import ModelMetadata
 from edml.errors import ArtifactError, EdmlError, StorageError, UnfitModel
 from edml.loader import LoadedVersion, ModelLoader, same_artifact
 from edml.logs import event, get_logger
+from edml.savedmodel import collect_dropped_models
 from services.batch import Keyed
 from services.metrics import Metrics
 
@@ -32,13 +35,20 @@ __all__ = ["KeyedModels", "footprint_bytes"]
 log = get_logger(__name__)
 
 # What a loaded SavedModel costs in memory, estimated from its artifact: TensorFlow's graph
-# and function objects plus three times its files' bytes. Measured here: the quick wide &
-# deep model (3.6 MB on disk) adds 11 MB of RSS per copy loaded in a bare process; in a
-# serving worker, 86 of bench/keyed.py's zone models (1.5 MB on disk each) took 1,101 MB
-# over the single-model worker, 12.8 MB each. Erring high keeps RSS under the budget.
-_FIXED_BYTES = 8 << 20
+# and function objects plus three times its files' bytes. Measured here: in a serving
+# worker that loads and evicts, 82 of bench/keyed.py's zone models (1.35 MB on disk each)
+# took 1,242 MB of RSS over the single-model worker, 15.2 MB each (evicted models' memory
+# and the allocator's fragments included). Erring high keeps RSS under the budget.
+_FIXED_BYTES = 12 << 20
 _PER_FILE_BYTE = 3
 RETRY_FIRST_WAIT_S, RETRY_MAX_WAIT_S = 2.0, 60.0  # a load refused for an outage, again
+# How often a key is asked for: the batches it appeared in, halved every AGING_BATCHES so
+# the counts follow a shift in traffic. Past the budget a key's model is admitted only if
+# its key is asked for more often than the least recently used model's (TinyLFU's rule, as
+# Caffeine applies it): bench/keyed.py, 263 zone models of which 82 fit, spent most of the
+# worker's time loading models that evicted the ones the next batch asked for. Written
+# here: the rule needs the loader's own queue and byte budget, which no cache library has.
+AGING_BATCHES = 1000
 
 
 def footprint_bytes(model_dir: Path) -> int:
@@ -63,6 +73,10 @@ class KeyedModels:
         self._tell, self._clock, self._retry_waits_s = tell, clock, retry_waits_s
         self._announced: dict[str, ModelMetadata] = {}
         self._loaded: OrderedDict[str, _Loaded] = OrderedDict()  # least recently used first
+        self._bytes = 0  # of the loaded
+        self._asked: dict[str, int] = {}  # per announced key: batches it appeared in, aged
+        self._batches = 0
+        self._dropped = False  # a model evicted since the last full collection
         self._refused: dict[str, ModelMetadata] = {}  # not tried again until re-announced
         self._retry: dict[str, tuple[float, float]] = {}  # key: (not before, last wait)
         self._queue: deque[str] = deque()
@@ -99,8 +113,11 @@ class KeyedModels:
         ones not loaded are queued for loading; their trips go to the fleet model now."""
         found: dict[str, Keyed] = {}
         with self._changed:
+            self._age()
             now = None
             for key in keys:
+                if key in self._announced:
+                    self._asked[key] = self._asked.get(key, 0) + 1
                 loaded = self._loaded.get(key)
                 if loaded is not None:
                     self._loaded.move_to_end(key)
@@ -114,6 +131,11 @@ class KeyedModels:
                     self._enqueue(key)
         return found
 
+    def _age(self) -> None:
+        self._batches += 1
+        if self._batches % AGING_BATCHES == 0:
+            self._asked = {key: n // 2 for key, n in self._asked.items() if n > 1}
+
     def unfit(self, key: str, exc: UnfitModel) -> None:
         """A batch found ``key``'s model failing on its trips and on the smoke requests:
         out, for good (its key goes to the fleet model)."""
@@ -121,6 +143,7 @@ class KeyedModels:
             loaded = self._loaded.pop(key, None)
             if loaded is None:
                 return
+            self._bytes -= loaded.bytes
             self._refused[key] = loaded.version.metadata
             self._show()
         metadata = loaded.version.metadata
@@ -141,14 +164,38 @@ class KeyedModels:
                     key = self._queue.popleft()
                     wanted = self._announced[key]
                     loaded = self._loaded.get(key)
-                    if loaded is None or not loaded.version.serves(wanted):
-                        return wanted
+                    if loaded is not None and not loaded.version.serves(wanted):
+                        return wanted  # a new version takes its key's place
+                    if loaded is None:
+                        if self._admits(key):
+                            return wanted
+                        self._metrics.keyed_loads.labels("not_admitted").inc()
                 self._changed.wait()
         return None
+
+    def _admits(self, key: str) -> bool:
+        """Within the budget, any key; past it, one asked for more often than the model
+        it would evict (the caller holds the lock)."""
+        if not self._loaded:
+            return True
+        if self._bytes + self._bytes // len(self._loaded) <= self._budget:
+            return True
+        victim = next(iter(self._loaded))
+        return self._asked.get(key, 0) > self._asked.get(victim, 0)
 
     def _run(self) -> None:
         while (wanted := self._next()) is not None:
             self._load(wanted)
+            if self._idle_after_dropping():
+                # while nothing waits to load: the scoring thread waits out this collection
+                collect_dropped_models()
+
+    def _idle_after_dropping(self) -> bool:
+        with self._changed:
+            if self._queue or not self._dropped:
+                return False
+            self._dropped = False
+            return True
 
     def _load(self, metadata: ModelMetadata) -> None:
         key = metadata.key
@@ -162,6 +209,8 @@ class KeyedModels:
         with self._changed:
             if not same_artifact(self._announced[key], metadata):
                 return  # a newer version came meanwhile: it is queued
+            replaced = self._loaded.get(key)
+            self._bytes += size - (replaced.bytes if replaced is not None else 0)
             self._loaded[key] = _Loaded(loaded, size)
             self._loaded.move_to_end(key)
             self._retry.pop(key, None)
@@ -178,12 +227,13 @@ class KeyedModels:
         """Least recently used first, until the loaded fit the budget (the one just loaded
         stays, even alone over it: its key asked for it)."""
         evicted = []
-        while sum(m.bytes for m in self._loaded.values()) > self._budget:
+        while self._bytes > self._budget:
             key = next(iter(self._loaded))
             if key == keep:
                 break
-            del self._loaded[key]
+            self._bytes -= self._loaded.pop(key).bytes
             evicted.append(key)
+            self._dropped = True
         self._metrics.keyed_evictions.inc(len(evicted))
         return evicted
 
@@ -211,5 +261,5 @@ class KeyedModels:
         thousands of keys costs the metrics nothing more than one of three."""
         m = self._metrics
         m.keyed_loaded.set(len(self._loaded))
-        m.keyed_bytes.set(sum(loaded.bytes for loaded in self._loaded.values()))
+        m.keyed_bytes.set(self._bytes)
         m.keyed_refused.set(len(self._refused) + len(self._retry))

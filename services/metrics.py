@@ -113,8 +113,15 @@ class Metrics:
         self.keyed_budget_bytes = Gauge("edml_keyed_models_budget_bytes", "The keyed models' "
                                         "memory budget (EDML_SCORING_MODEL_MEMORY_MB)",
                                         registry=r)
-        self.keyed_loads = Counter("edml_keyed_model_loads", "Keyed model loads, by outcome",
+        self.keyed_loads = Counter("edml_keyed_model_loads", "Keyed model loads, by outcome: "
+                                   "loaded, failed, not_admitted (past the budget, its key "
+                                   "asked for less than the model it would evict)",
                                    ["outcome"], registry=r)
+        # every outcome exported from the start (at 0): a dashboard's rate has a series
+        for label in ("loaded", "failed", "not_admitted"):
+            self.keyed_loads.labels(label)
+        for label in ("keyed", "fleet"):
+            self.keyed_predictions.labels(label)
         self.keyed_evictions = Counter("edml_keyed_model_evictions", "Keyed models evicted "
                                        "to stay within the memory budget", registry=r)
         self.keyed_refused = Gauge(

@@ -15,7 +15,7 @@ from edml.contracts import ModelMetadata
 from edml.errors import ArtifactError, StorageError
 from edml.loader import LoadedVersion
 from edml.samples import sample_events
-from services.keyed_models import KeyedModels, footprint_bytes
+from services.keyed_models import AGING_BATCHES, KeyedModels, footprint_bytes
 from services.metrics import Metrics
 
 BASE = next(v for v, _ in sample_events() if isinstance(v, ModelMetadata))
@@ -107,26 +107,55 @@ def test_a_key_asked_for_is_loaded_off_the_batch_and_served_from_the_next(
     assert metrics.keyed_loaded._value.get() == 1
 
 
-def test_past_the_budget_the_least_recently_used_is_evicted_and_reloads_when_asked(
+def _loads(metrics: Metrics, outcome: str = "loaded") -> float:
+    return float(metrics.keyed_loads.labels(outcome)._value.get())
+
+
+def test_past_the_budget_a_key_asked_for_more_often_than_the_least_recently_used_takes_its_place(
         tmp_path: Path, told: list[tuple[str | None, str, str]],
         stopping: list[KeyedModels]) -> None:
     keyed, loader, metrics = _keyed_models(tmp_path, told, models_fit=2)
     stopping.append(keyed)
     for key in ("1", "2", "3"):
         keyed.announce(_keyed(key))
-    for key in ("1", "2"):
+    for n, key in enumerate(("1", "2"), 1):  # within the budget: loaded when first asked
         keyed.serving([key])
-        _until(lambda key=key: key in keyed.serving([key]))  # type: ignore[misc]
-    keyed.serving(["1"])  # 1 used last: 2 is the least recently used
-    keyed.serving(["3"])
-    _until(lambda: "3" in keyed.serving(["3"]))
+        _until(lambda n=n: _loads(metrics) == n)  # type: ignore[misc]
+    keyed.serving(["1"])  # 2 is the least recently used, asked for in one batch
+    assert keyed.serving(["3"]) == {}  # one batch: not more often than 2, not let in
+    _until(lambda: _loads(metrics, "not_admitted") == 1)
+    keyed.serving(["3"])  # in two batches now: it takes 2's place
+    _until(lambda: _loads(metrics) == 3)
     assert set(keyed.serving(["1", "3"])) == {"1", "3"}
-    assert keyed.serving(["2"]) == {}  # evicted, and asked for again: it reloads
-    _until(lambda: "2" in keyed.serving(["2"]))
+    for _ in range(5):  # 2 back, asked for more often than 1, now the least recently used
+        keyed.serving(["2"])
+    _until(lambda: _loads(metrics) == 4)
+    assert set(keyed.serving(["1", "2", "3"])) == {"2", "3"}
     assert loader.loads == [("1", "k1"), ("2", "k1"), ("3", "k1"), ("2", "k1")]
     assert metrics.keyed_evictions._value.get() == 2
     assert metrics.keyed_loaded._value.get() == 2
     assert metrics.keyed_bytes._value.get() <= metrics.keyed_budget_bytes._value.get()
+
+
+def test_how_often_a_key_was_asked_for_halves_as_batches_go_by(
+        tmp_path: Path, told: list[tuple[str | None, str, str]],
+        stopping: list[KeyedModels]) -> None:
+    keyed, loader, metrics = _keyed_models(tmp_path, told, models_fit=1)
+    stopping.append(keyed)
+    for key in ("1", "2"):
+        keyed.announce(_keyed(key))
+    keyed.serving(["1"])
+    _until(lambda: _loads(metrics) == 1)
+    for _ in range(7):  # 1 asked for in 8 batches
+        keyed.serving(["1"])
+    for _ in range(AGING_BATCHES - 8):  # then long quiet: 1's count halves to 4
+        keyed.serving([])
+    for _ in range(4):  # 2 asked for 4 times: as often as 1 now, not more
+        keyed.serving(["2"])
+    _until(lambda: _loads(metrics, "not_admitted") >= 1)
+    keyed.serving(["2"])  # a fifth: more often than 1
+    _until(lambda: _loads(metrics) == 2)
+    assert loader.loads == [("1", "k1"), ("2", "k1")]
 
 
 def test_a_new_version_of_a_loaded_key_takes_over_once_loaded(

@@ -55,8 +55,20 @@ def _by_trip(kafka: KafkaSettings, topics: TopicSettings) -> dict[str, TripPredi
 
 
 def _loaded(worker: Worker, count: int) -> None:
-    wait_for(lambda: worker.metric('edml_keyed_model_loads_total{outcome="loaded"}') >= count,
-             60, f"{count} keyed model loads")
+    wait_for(lambda: _loads(worker) >= count, 60, f"{count} keyed model loads")
+
+
+def _loads(worker: Worker) -> float:
+    return worker.metric('edml_keyed_model_loads_total{outcome="loaded"}')
+
+
+def _refusals(worker: Worker) -> float:
+    return worker.metric('edml_keyed_model_loads_total{outcome="failed"}')
+
+
+def _load_attempts(worker: Worker) -> float:
+    return sum(worker.metric(f'edml_keyed_model_loads_total{{outcome="{outcome}"}}')
+               for outcome in ("loaded", "failed", "not_admitted"))
 
 
 def test_trips_reach_their_keys_models_the_rest_fall_back_and_a_new_key_version_takes_over(
@@ -112,23 +124,33 @@ def test_past_a_small_budget_keyed_models_are_evicted_and_reloaded_and_one_that_
     # C's model is announced, never uploaded: it cannot load
     announce(publisher, dataclasses.replace(a1, key=str(C), version="c1", storage_uri=(
         artifact_uri(gcs.uri, "trips", "c1", key=str(C)))))
-    # one keyed model fits (~12.5 MB estimated each): A and B take turns in memory
+    # one keyed model fits (~16.7 MB estimated each): A and B take turns in memory, each
+    # let in once its key is asked for more often than the one it evicts
     worker = workers.make("w1", extra_env={"EDML_SCORING_MODEL_MEMORY_MB": "20"}).start()
     worker.wait_ready("v1")
     sent, answered_keyed = [], []
     loads = 0
     for round_ in range(2):
         for zone in (A, B, C):
-            trips = [r for r in real_requests(900, f"r{round_}") if r.pickup_zone_id == zone]
-            first, second = trips[:8], trips[8:16]
-            send(kafka, topics.records, first)  # asks for the key's model: it loads
-            if zone != C:
-                loads += 1
-                _loaded(worker, loads)
-            send(kafka, topics.records, second)  # answered by it, if it loaded
-            sent += first + second
+            trips = iter([r for r in real_requests(4000, f"r{round_}")
+                          if r.pickup_zone_id == zone])
+            while True:  # its trips ask for the key's model; the fleet model answers them
+                asking = [next(trips) for _ in range(8)]
+                tried = _load_attempts(worker)
+                send(kafka, topics.records, asking)
+                sent += asking
+                if zone == C and round_:
+                    break  # refused in the first round: not tried again
+                wait_for(lambda tried=tried: _load_attempts(worker) > tried, 60,
+                         f"zone {zone}'s model loaded, refused or not admitted")
+                if (_refusals(worker) if zone == C else _loads(worker) > loads):
+                    break  # A's or B's model in; C's tried and refused (no artifact)
+            loads += zone != C
+            answering = [next(trips) for _ in range(8)]
+            send(kafka, topics.records, answering)  # answered by its model, if it loaded
+            sent += answering
             all_outcomes(kafka, topics, len(sent))
-            answered_keyed += second if zone != C else []
+            answered_keyed += answering if zone != C else []
     counts = read_outputs(kafka, topics).outcome_counts()
     assert set(counts) == {t.trip_id for t in sent} and set(counts.values()) == {1}
     assert worker.metric("edml_keyed_model_evictions_total") >= 3  # A, B, A out in turn
