@@ -76,7 +76,7 @@ class KeyedModels:
         self._bytes = 0  # of the loaded
         self._asked: dict[str, int] = {}  # per announced key: batches it appeared in, aged
         self._batches = 0
-        self._dropped = False  # a model evicted since the last full collection
+        self._dropped = False  # a model evicted or replaced since the last full collection
         self._refused: dict[str, ModelMetadata] = {}  # not tried again until re-announced
         self._retry: dict[str, tuple[float, float]] = {}  # key: (not before, last wait)
         self._queue: deque[str] = deque()
@@ -210,7 +210,10 @@ class KeyedModels:
             if not same_artifact(self._announced[key], metadata):
                 return  # a newer version came meanwhile: it is queued
             replaced = self._loaded.get(key)
-            self._bytes += size - (replaced.bytes if replaced is not None else 0)
+            if replaced is not None:
+                self._bytes -= replaced.bytes
+                self._dropped = True
+            self._bytes += size
             self._loaded[key] = _Loaded(loaded, size)
             self._loaded.move_to_end(key)
             self._retry.pop(key, None)
