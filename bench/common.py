@@ -59,14 +59,20 @@ class Measured:
         return self.outputs / self.seconds if self.seconds > 0 else float("nan")
 
 
-def measure(kafka: KafkaSettings, topic: str, partitions: int) -> Measured:
+def prediction_times(kafka: KafkaSettings, topic: str, partitions: int
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Per prediction on ``topic``: when its request was written and when it was, in s."""
     predicted, requested = [], []
     for partition in range(partitions):
         for msg in read_partition(kafka, topic, partition, timeout_s=30):
             record = CODEC.decode_record(msg.value() or b"", TripPrediction.SCHEMA)
             predicted.append(record["predicted_at"].timestamp())
             requested.append(record["requested_at"].timestamp())
-    p, r = np.array(predicted), np.array(requested)
+    return np.array(requested), np.array(predicted)
+
+
+def measure(kafka: KafkaSettings, topic: str, partitions: int) -> Measured:
+    r, p = prediction_times(kafka, topic, partitions)
     if not len(p):
         return Measured(0, 0.0, np.array([]))
     return Measured(len(p), float(p.max() - p.min()), p - r)

@@ -45,6 +45,7 @@ from bench.common import (
     PARTITIONS,
     fill,
     model_dir,
+    prediction_times,
     requests,
     stamp,
     topics_for,
@@ -53,9 +54,7 @@ from bench.common import (
 )
 from bench.throughput import ROOT, Measured, edml_workers, paced, run_round, stop
 from edml.artifacts import artifact_uri
-from edml.codec import Codec
-from edml.contracts import ModelMetadata, TripPrediction
-from edml.kafka import read_partition
+from edml.contracts import ModelMetadata
 from edml.local import LocalStack
 from edml.local.processes import free_port
 from edml.settings import KafkaSettings
@@ -134,12 +133,8 @@ def _latency_ms(kafka: KafkaSettings, stack: LocalStack, models_topic: str, work
         wait_for_outputs(kafka, topics.predictions, PARTITIONS, len(values), 120)
     finally:
         stop([proc])
-    codec = Codec()
-    times = np.array([(r["requested_at"].timestamp(), r["predicted_at"].timestamp())
-                      for p in range(PARTITIONS)
-                      for r in (codec.decode_record(m.value() or b"", TripPrediction.SCHEMA)
-                                for m in read_partition(kafka, topics.predictions, p))])
-    requested, latency = times[:, 0], times[:, 1] - times[:, 0]
+    requested, predicted = prediction_times(kafka, topics.predictions, PARTITIONS)
+    latency = predicted - requested
     measured: np.ndarray = latency[requested >= requested.min() + warmup_s] * 1000
     return measured
 
