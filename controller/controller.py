@@ -1,7 +1,8 @@
 """``edml controller``: follows the model topic (the serving states), the evaluations
 topic (the workers' rollout evidence and drift windows) and the model-events topic (its
-own earlier events). When a rollout's policy reaches a verdict, it writes the decision as a
-``ModelEvent`` with its evidence, then the new serving state; when a champion's closed
+own earlier events). When a rollout's policy reaches a verdict (a fleet model's, or a keyed
+model's: each key's rollout is judged on its own trips' evidence), it writes the decision
+as a ``ModelEvent`` with its evidence, then the new serving state; when a champion's closed
 event-time days show drift (``controller.drift``), it writes ``drift_detected`` events and,
 by the retrain policy, a ``retrain_requested`` event.
 
@@ -41,7 +42,9 @@ __all__ = ["RolloutController", "running"]
 
 log = get_logger(__name__)
 
-_Pair = tuple[str, str, str]  # model name, champion version, candidate version
+# a model (its name, and its key for a keyed model), and a rollout of it
+_Model = tuple[str, str | None]
+_Pair = tuple[str, str | None, str, str]  # name, key, champion version, candidate version
 
 
 class RolloutController:
@@ -53,7 +56,7 @@ class RolloutController:
                                    settings.retrain_window_days,
                                    settings.retrain_settle_days,
                                    settings.retrain_timeout_days)
-        self._states: dict[str, ModelMetadata] = {}
+        self._states: dict[_Model, ModelMetadata] = {}  # the fleet models and keyed ones
         self._evidence: dict[_Pair, list[RolloutEvidence]] = defaultdict(list)
         self._decided: set[tuple[_Pair, datetime]] = set()  # rollouts decided, not yet seen
         self._at_end: set[str] = set()  # topics read to their end at least once
@@ -102,8 +105,8 @@ class RolloutController:
                 if msg.value() is not None:
                     self._codec.decode(msg.key() or b"", ModelKey)
                     state = self._codec.decode(msg.value() or b"", ModelMetadata)
-                    if state.key is None:  # keyed models are published without rollouts
-                        self._states[state.name] = state
+                    self._states[(state.name, state.key)] = state
+                    if state.key is None:  # drift is judged on the fleet model's traffic
                         self._drift.state(state)
             elif topic == self._s.topics.model_events:
                 self._drift.model_event(self._codec.decode(msg.value() or b"", ModelEvent))
@@ -111,15 +114,15 @@ class RolloutController:
                 self._drift.window(window)
             else:
                 e = self._codec.decode(msg.value() or b"", RolloutEvidence)
-                self._evidence[(e.model_name, e.champion_version, e.candidate_version)
-                               ].append(e)
+                self._evidence[(e.model_name, e.model_key, e.champion_version,
+                                e.candidate_version)].append(e)
         except DecodeError as exc:  # the workers raise the alert for the model topic
             event(log, "controller.undecodable", logging.WARNING, topic=topic,
                   offset=msg.offset(), error=str(exc))
 
     def decide(self) -> None:
         now = datetime.now(UTC)
-        for state in list(self._states.values()):
+        for state in [s for s in self._states.values() if s.key is None]:
             drift = self._drift.events(state, self._s.name, now)
             for drift_event in drift:
                 self._events.produce(self._s.topics.model_events, key=state.name.encode(),
@@ -129,11 +132,11 @@ class RolloutController:
                       version=state.version, message=drift_event.message)
             if drift:
                 flush_or_raise(self._events, self._s.kafka.request_timeout_s)
-        for name, state in list(self._states.items()):
+        for state in list(self._states.values()):
             if state.rollout is None:
                 continue
             r = state.rollout
-            pair = (name, state.version, r.candidate.version)
+            pair = (state.name, state.key, state.version, r.candidate.version)
             if (pair, r.started_at) in self._decided:
                 continue  # our own new state is on its way back to us
             evidence = evidence_of(state, self._evidence.get(pair, []))
@@ -150,7 +153,7 @@ class RolloutController:
         decision = ModelEvent(
             model_name=state.name, model_version=d.candidate_version, kind=kind,
             worker=self._s.name, at=datetime.now(UTC), decision=d,
-            message=f"{d.rule}: {d.paired} paired trips")
+            message=f"{d.rule}: {d.paired} paired trips", model_key=state.key)
         self._events.produce(self._s.topics.model_events, key=state.name.encode(),
                              value=self._codec.encode(decision))
         flush_or_raise(self._events, self._s.kafka.request_timeout_s)
@@ -159,7 +162,7 @@ class RolloutController:
         offset = announce(PublisherSettings(kafka=self._s.kafka, topics=self._s.topics,
                                             registry=self._s.registry), new)
         self.decisions.append(decision)
-        event(log, f"rollout.{kind}", model=state.name, candidate=d.candidate_version,
+        event(log, f"rollout.{kind}", model=state.label, candidate=d.candidate_version,
               champion=d.champion_version, rule=d.rule, paired=d.paired,
               mean_diff_s=d.mean_diff_seconds, ci=(d.ci_low_seconds, d.ci_high_seconds),
               now_serving=new.version, offset=offset)

@@ -89,11 +89,12 @@ class ShadowPredictions(Record):
     trip_ids: list[str]
     predicted_duration_seconds: list[float]
     requested_at: list[datetime]
+    model_key: str | None = None  # a keyed model's; None: the fleet model's
 
     def predictions(self) -> list[TripPrediction]:
         """Trip by trip, as the main topic would have carried them."""
         return [TripPrediction(trip_id, seconds, self.model_name, self.model_version,
-                               requested_at, self.predicted_at)
+                               requested_at, self.predicted_at, self.model_key)
                 for trip_id, seconds, requested_at in zip(
                     self.trip_ids, self.predicted_duration_seconds, self.requested_at,
                     strict=True)]
@@ -371,3 +372,4 @@ class RolloutEvidence(Record):
     candidate_failures: int = 0
     candidate_batches: int = 0
     candidate_call_seconds: float = 0.0
+    model_key: str | None = None  # a keyed model's rollout; None: the fleet model's

@@ -54,13 +54,14 @@ def merge(first: RolloutEvidence, windows: Iterable[RolloutEvidence]) -> Rollout
 
 def evidence_of(state: ModelMetadata, windows: Iterable[RolloutEvidence]
                 ) -> RolloutEvidence | None:
-    """The merged evidence of ``state``'s rollout: the windows of its champion and
-    candidate that ended after it started (an earlier rollout of the same pair does not
-    count). None: no rollout, or no evidence yet."""
+    """The merged evidence of ``state``'s rollout (a fleet model's, or one key's): the
+    windows of its champion and candidate that ended after it started (an earlier rollout
+    of the same pair does not count). None: no rollout, or no evidence yet."""
     if state.rollout is None:
         return None
     r = state.rollout
-    mine = [e for e in windows if e.model_name == state.name and e.window_end >= r.started_at
+    mine = [e for e in windows if (e.model_name, e.model_key) == (state.name, state.key)
+            and e.window_end >= r.started_at
             and (e.champion_version, e.candidate_version) == (state.version,
                                                               r.candidate.version)]
     return merge(mine[0], mine[1:]) if mine else None

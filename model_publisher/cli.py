@@ -71,7 +71,7 @@ def _publish(args: argparse.Namespace) -> int:
 
 def _describe(state: Any) -> list[str]:
     """The serving state, as ``edml models status`` and the publish commands print it."""
-    lines = [f"{state.name}", f"  champion   {state.version}  ({state.storage_uri})"]
+    lines = [f"{state.label}", f"  champion   {state.version}  ({state.storage_uri})"]
     if state.rollout is not None:
         r = state.rollout
         lines.append(f"  candidate  {r.candidate.version}  {r.mode}"
@@ -93,7 +93,7 @@ def _describe(state: Any) -> list[str]:
 def _status(args: argparse.Namespace) -> int:
     from model_publisher.models import status
 
-    found = status(_settings(), args.name)
+    found = status(_settings(), args.name, args.key)
     lines = _describe(found.state)
     if found.state.rollout is not None:
         lines.append("  evidence   " + _evidence(found.evidence, found.evidence_error))
@@ -136,8 +136,9 @@ def _evidence(d: Any, error: str | None) -> str:
 def _promote(args: argparse.Namespace) -> int:
     from model_publisher.models import promote
 
-    done = promote(_settings(), args.name)
-    print(f"{args.name}: {done.metadata.version} is the champion (offset {done.offset})")
+    done = promote(_settings(), args.name, key=args.key)
+    print(f"{done.metadata.label}: {done.metadata.version} is the champion "
+          f"(offset {done.offset})")
     return 0
 
 
@@ -247,9 +248,12 @@ def register(sub: Any) -> None:
     hist.set_defaults(handler=_history)
     stat = verbs.add_parser("status", help="champion, candidate, mode, weight and policy")
     stat.add_argument("name", metavar="NAME")
+    stat.add_argument("--key", metavar="KEY", help="the family's keyed model KEY")
     stat.set_defaults(handler=_status)
     prom = verbs.add_parser("promote", help="make the candidate the champion now")
     prom.add_argument("name", metavar="NAME")
+    prom.add_argument("--key", metavar="KEY", help="promote the family's keyed model KEY's "
+                      "candidate")
     prom.set_defaults(handler=_promote)
     back = verbs.add_parser("rollback", help="withdraw the candidate, or (without one) serve "
                             "the previous champion again; --to restores any stored version")

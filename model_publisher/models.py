@@ -63,11 +63,14 @@ def _state(settings: PublisherSettings, name: str, key: str | None = None) -> Mo
     return state
 
 
-def promote(settings: PublisherSettings, name: str, by: str = "promote") -> Published:
-    """The candidate becomes the champion, whatever its evidence says: an operator's call."""
-    state = promoted(_state(settings, name), by)
+def promote(settings: PublisherSettings, name: str, by: str = "promote",
+            key: str | None = None) -> Published:
+    """The candidate becomes the champion, whatever its evidence says: an operator's call.
+    ``key``: the same for the family's keyed model of that key."""
+    state = promoted(_state(settings, name, key), by)
     offset = announce(settings, state)
-    event(log, "model.promoted", model=name, version=state.version, by=by, offset=offset,
+    event(log, "model.promoted", model=state.label, version=state.version, by=by,
+          offset=offset,
           previous=state.previous.version if state.previous else None)
     return Published(state, offset)
 
@@ -111,16 +114,16 @@ class Status:
     retrain: ModelEvent | None = None
 
 
-def status(settings: PublisherSettings, name: str) -> Status:
+def status(settings: PublisherSettings, name: str, key: str | None = None) -> Status:
     """The serving state of ``name`` (champion, candidate with mode, weight and policy,
     previous), during a rollout the live evidence so far, and the controller's drift
-    findings and retrain request."""
-    state = _state(settings, name)
+    findings and retrain request. ``key``: the family's keyed model of that key."""
+    state = _state(settings, name, key)
     codec = Codec.from_settings(settings.registry)
     try:
         events = [e for e in (codec.decode(m.value() or b"", ModelEvent) for m in
                               read_partition(settings.kafka, settings.topics.model_events))
-                  if e.model_name == name]
+                  if (e.model_name, e.model_key) == (name, key)]
     except (BrokerError, DecodeError):
         events = []  # the serving state stands without them
     drift = [e for e in events if e.drift is not None and e.model_version == state.version]

@@ -135,7 +135,8 @@ def publish(model_dir: Path, name: str, settings: PublisherSettings, version: st
     backtests it against the champion first (its figures join the version's metrics).
 
     ``key``: a keyed model of the family ``name``, answering the trips its fleet model's
-    ``routed_by`` field gives that key (published alone: rollouts are for fleet models).
+    ``routed_by`` field gives that key: its key's champion, or a candidate beside it (its
+    rollout judged on that key's trips alone).
     ``routed_by`` on a fleet model sets the family's routing field (default: the current
     champion's).
     """
@@ -150,10 +151,9 @@ def publish(model_dir: Path, name: str, settings: PublisherSettings, version: st
     if key is not None:
         validate_name("model key", key)
         fleet = current_state(settings, name)
-        if mode is not None or gate is not None or routed_by is not None:
-            raise ModelError(f"{name}[{key}]: a keyed model is published as its key's model "
-                             "(no --as, --backtest-days or --routed-by: those are the fleet "
-                             "model's)")
+        if gate is not None or routed_by is not None:
+            raise ModelError(f"{name}[{key}]: a keyed model is published without "
+                             "--backtest-days and --routed-by (those are the fleet model's)")
         if fleet is None or fleet.routed_by is None:
             raise ModelError(f"{name} has no fleet model routed by a field: publish one with "
                              f"--routed-by FIELD first ({', '.join(FIELDS)})")
@@ -161,7 +161,8 @@ def publish(model_dir: Path, name: str, settings: PublisherSettings, version: st
     elif routed_by is None and current is not None:
         routed_by = current.routed_by
     if mode is not None:  # refuse before uploading anything
-        check_candidate(current, name, version, mode, weight)
+        check_candidate(current, name if key is None else f"{name}[{key}]", version, mode,
+                        weight)
     model = _smoke_test(model_dir)
     backtested: dict[str, float] = {}
     if gate is not None and current is not None:

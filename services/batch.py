@@ -3,6 +3,7 @@ every record. Plain code, no Kafka and no faust: the scoring loop calls it per b
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 from collections import Counter
@@ -25,6 +26,8 @@ __all__ = [
     "BatchResult",
     "Candidate",
     "Keyed",
+    "KeyedPredictions",
+    "KeyedRollout",
     "Message",
     "Outcome",
     "Predictions",
@@ -80,10 +83,12 @@ class Candidate:
 
 
 class Keyed(NamedTuple):
-    """A keyed model as a batch calls it."""
+    """A keyed model as a batch calls it: its key's champion, and its key's rollout
+    candidate scored beside it."""
 
     predictor: Predictor
     version: str
+    candidate: Candidate | None = None
 
 
 @dataclass(frozen=True)
@@ -110,16 +115,29 @@ def answered_by_candidate(trip_id: str, candidate_version: str, weight: float) -
 
 
 @dataclass(frozen=True)
+class KeyedPredictions:
+    """What one key's models predicted of its trips in a batch: ``seconds[i, j]`` is what
+    ``versions[j]`` (the key's champion, then its rollout's candidate) predicted for the
+    trip at ``rows[i]`` of the batch's predictions (NaN: it made none)."""
+
+    key: str
+    rows: np.ndarray
+    versions: tuple[str, ...]
+    seconds: np.ndarray
+
+
+@dataclass(frozen=True)
 class Predictions:
     """A batch's predictions for the join, as columns: ``seconds[row, i]`` is what
     ``versions[i]`` predicted for ``trip_ids[row]`` (NaN: it made none), the champion
     first and a rollout's candidate beside it; ``partitions[row]`` is the trip's source
-    partition."""
+    partition. ``keyed``: what keyed models predicted, a key at a time."""
 
     trip_ids: list[str]
     versions: tuple[str, ...]
     seconds: np.ndarray
     partitions: np.ndarray
+    keyed: tuple[KeyedPredictions, ...] = ()
 
     @classmethod
     def of(cls, versions: Sequence[str],
@@ -154,6 +172,20 @@ class BatchResult:
     keyed: int = 0  # main-topic predictions made by keyed models
     fallbacks: int = 0  # main-topic predictions of a routed family made by the fleet model
     keyed_unfit: dict[str, UnfitModel] = field(default_factory=dict)  # by key
+    keyed_candidate_unfit: dict[str, UnfitModel] = field(default_factory=dict)  # by key
+    keyed_rollouts: list[KeyedRollout] = field(default_factory=list)  # a key's candidate's
+    # batch, for its rollout's evidence
+
+
+class KeyedRollout(NamedTuple):
+    """One key's candidate's share of a batch: what the evidence counts of its health."""
+
+    key: str
+    champion: str
+    candidate: str
+    scored: int
+    failures: int
+    seconds: float
 
 
 _EPOCH = datetime(1970, 1, 1)
@@ -249,23 +281,46 @@ def _predict(predictor: Predictor, columns: dict[str, np.ndarray], rows: int,
     return _predict_isolating(predictor, columns, 0, rows)
 
 
+@dataclass
+class _KeyedScores:
+    """What a batch's keyed models made: ``answers`` for the main topic (NaN where no
+    keyed model answered), and by whom (key, version, rows); what they made that the main
+    topic did not carry (key, version, rows, seconds); and all of it for the join."""
+
+    answers: np.ndarray
+    answering: list[tuple[str, str, np.ndarray]] = field(default_factory=list)
+    shadowed: list[tuple[str, str, np.ndarray, np.ndarray]] = field(default_factory=list)
+    joined: list[KeyedPredictions] = field(default_factory=list)
+
+
+def _inputs(predictor: Predictor, fleet: Predictor, columns: dict[str, np.ndarray],
+            records: list[dict[str, Any]], where: np.ndarray) -> dict[str, np.ndarray]:
+    """Rows ``where`` as ``predictor`` takes them: the fleet model's columns where their
+    signatures agree (the usual case), else built from the records."""
+    if predictor.signature.inputs == fleet.signature.inputs:
+        return {name: column[where] for name, column in columns.items()}
+    return input_columns(predictor.signature).from_avro_values(
+        [records[row] for row in where.tolist()])
+
+
 def _score_keyed(routing: Routing, records: list[dict[str, Any]],
                  columns: dict[str, np.ndarray], fleet: Predictor, model_name: str,
-                 result: BatchResult) -> tuple[np.ndarray, list[tuple[str, str, np.ndarray]]]:
-    """Each key's trips scored by its loaded model, one call per key: the answers (NaN
-    where no keyed model made one) and, per keyed model that answered, its key, its version
-    and the rows it answered. Rows its model fails on are left to the fleet model; a model
-    failing on its whole share and on the smoke requests is reported in ``keyed_unfit``."""
+                 trip_ids: list[str], result: BatchResult,
+                 clock: Callable[[], float]) -> _KeyedScores:
+    """Each key's trips scored by its loaded model, one call per key, and by its rollout's
+    candidate beside it (a canary answering its share of the key's trips, as a fleet
+    canary does). Rows a key's models fail on are left to the fleet model; a champion
+    failing on its whole share and on the smoke requests is reported in ``keyed_unfit``, a
+    candidate in ``keyed_candidate_unfit``."""
     rows = len(records)
-    answers = np.full(rows, np.nan)
+    scores = _KeyedScores(np.full(rows, np.nan))
     source = source_column(routing.field)
     keys = route_keys(routing.field, np.fromiter((record[source] or 0 for record in records),
                                                  np.int64, rows))
     present, inverse = np.unique(keys, return_inverse=True)
     models = routing.models([key for key in present.tolist() if key])
-    answering: list[tuple[str, str, np.ndarray]] = []
     if not models:
-        return answers, answering
+        return scores
     order = np.argsort(inverse, kind="stable")  # the rows of each key, together
     bounds = np.searchsorted(inverse[order], np.arange(present.size + 1))
     for i, key in enumerate(present.tolist()):
@@ -273,20 +328,61 @@ def _score_keyed(routing: Routing, records: list[dict[str, Any]],
         if model is None:
             continue
         where = order[bounds[i]:bounds[i + 1]]
-        signature = model.predictor.signature
-        inputs = {name: column[where] for name, column in columns.items()} \
-            if signature.inputs == fleet.signature.inputs else \
-            input_columns(signature).from_avro_values([records[row] for row in where.tolist()])
+        label = f"{model_name}[{key}]"
         try:
-            made, _ = _predict(model.predictor, inputs, where.size,
-                               f"{model_name}[{key}] {model.version}")
+            made, _ = _predict(model.predictor, _inputs(model.predictor, fleet, columns,
+                                                        records, where),
+                               where.size, f"{label} {model.version}")
         except UnfitModel as exc:
             result.keyed_unfit[key] = exc
             continue
         ok = usable(made)
-        answers[where[ok]] = made[ok]
-        answering.append((key, model.version, where[ok]))
-    return answers, answering
+        made = np.where(ok, made, np.nan)
+        versions: tuple[str, ...] = (model.version,)
+        seconds = [made]
+        by_candidate = np.zeros(where.size, dtype=bool)
+        c = model.candidate
+        if c is not None:
+            theirs, theirs_ok = np.full(where.size, np.nan), np.zeros(where.size, dtype=bool)
+            started = clock()
+            try:
+                theirs, _ = _predict(c.predictor, _inputs(c.predictor, fleet, columns,
+                                                          records, where),
+                                     where.size, f"{label} {c.version}")
+                theirs_ok = usable(theirs)
+            except UnfitModel as exc:
+                result.keyed_candidate_unfit[key] = exc
+            result.keyed_rollouts.append(KeyedRollout(
+                key, model.version, c.version, where.size, where.size - int(theirs_ok.sum()),
+                clock() - started))
+            theirs = np.where(theirs_ok, theirs, np.nan)
+            versions, seconds = (*versions, c.version), [*seconds, theirs]
+            if c.mode == CANARY:
+                by_candidate = theirs_ok & np.fromiter(
+                    (answered_by_candidate(trip_ids[row], c.version, c.weight)
+                     for row in where.tolist()), bool, where.size)
+            for version, side, answers, answered in (
+                    (c.version, ~by_candidate, theirs, theirs_ok),
+                    (model.version, by_candidate, made, ok)):
+                if (shadowed := side & answered).any():
+                    scores.shadowed.append((key, version, where[shadowed], answers[shadowed]))
+            scores.answers[where[by_candidate]] = theirs[by_candidate]
+            scores.answering.append((key, c.version, where[by_candidate]))
+        mine = ok & ~by_candidate
+        scores.answers[where[mine]] = made[mine]
+        scores.answering.append((key, model.version, where[mine]))
+        scores.joined.append(KeyedPredictions(key, where, versions, np.column_stack(seconds)))
+    return scores
+
+
+def _answered(group: KeyedPredictions, answered: np.ndarray, out: np.ndarray
+              ) -> KeyedPredictions:
+    """``group`` for the join: its rows that got a prediction and its key's champion made
+    one (what the keyed live error and its rollout's pairs are of), as positions in
+    ``out``."""
+    kept = answered[group.rows] & ~np.isnan(group.seconds[:, 0])
+    return dataclasses.replace(group, rows=np.searchsorted(out, group.rows[kept]),
+                               seconds=group.seconds[kept])
 
 
 def score_batch(messages: Sequence[Message], predictor: Predictor, model_name: str,
@@ -309,7 +405,9 @@ def score_batch(messages: Sequence[Message], predictor: Predictor, model_name: s
     With ``routing`` a trip whose key has a loaded keyed model gets that model's prediction
     (stamped with its key); the others, and those it fails on, the fleet model's as above
     (stamped as a fallback). The fleet model scores every trip: it is the fallback ready
-    on the spot, and the yardstick the keyed models are judged against live."""
+    on the spot, and the yardstick the keyed models are judged against live. A key's
+    rollout candidate is scored beside its key's model as a candidate is beside the
+    fleet model, on that key's trips only."""
     result = BatchResult()
 
     def dead(msg: Message, stage: str, exc: Exception) -> None:
@@ -363,11 +461,11 @@ def score_batch(messages: Sequence[Message], predictor: Predictor, model_name: s
         result.candidate_seconds = clock() - started
         result.candidate_failures = rows - int(theirs_ok.sum())
 
-    keyed_seconds, answering = (np.full(rows, np.nan), []) if routing is None else \
-        _score_keyed(routing, records, columns, predictor, model_name, result)
-    keyed_rows = ~np.isnan(keyed_seconds)
-
     trip_ids: list[str] = [record["trip_id"] for record in records]
+    keyed = _KeyedScores(np.full(rows, np.nan)) if routing is None else _score_keyed(
+        routing, records, columns, predictor, model_name, trip_ids, result, clock)
+    keyed_seconds = keyed.answers
+    keyed_rows = ~np.isnan(keyed_seconds)
     requested = np.fromiter((msg.timestamp()[1] for msg in good), np.int64, rows)
     # a canary's share is answered by the candidate, the champion standing in where it
     # failed; a shadow candidate never answers
@@ -385,16 +483,23 @@ def score_batch(messages: Sequence[Message], predictor: Predictor, model_name: s
     write = codec.prediction_writer(model_name, now_ms)
     values: list[bytes | None] = [None] * rows
     fallback = routing is not None
-    for key, version, where in answering:
+    for key, version, where in keyed.answering:
         ids = [trip_ids[row] for row in where.tolist()]
         for row, encoded in zip(where.tolist(), write.encode_many(
                 ids, version, keyed_seconds[where], requested[where], model_key=key),
                 strict=True):
             values[row] = encoded
-    if answering:
+    if keyed.answering:
         result.keyed = int(keyed_rows.sum())
         result.served_by[KEYED] = result.keyed
         result.request_times_ms[KEYED] = requested[keyed_rows]
+    for key, version, where, shadow_seconds in keyed.shadowed:
+        result.shadow.append(Outcome(None, codec.encode_raw(ShadowPredictions.SCHEMA, {
+            "model_name": model_name, "model_version": version, "predicted_at": now_ms,
+            "trip_ids": [trip_ids[row] for row in where.tolist()],
+            "predicted_duration_seconds": shadow_seconds.tolist(),
+            "requested_at": requested[where].tolist(), "model_key": key})))
+        result.shadowed_by[KEYED] += where.size
     fleet = ~keyed_rows
     for version, side, answers, unused, unused_ok, other in (
             (model_version, fleet & ~by_candidate, seconds, theirs, theirs_ok, other_version),
@@ -416,7 +521,7 @@ def score_batch(messages: Sequence[Message], predictor: Predictor, model_name: s
                 "model_name": model_name, "model_version": other, "predicted_at": now_ms,
                 "trip_ids": [trip_ids[row] for row in shadowed.tolist()],
                 "predicted_duration_seconds": unused[shadowed].tolist(),
-                "requested_at": requested[shadowed].tolist()})))
+                "requested_at": requested[shadowed].tolist(), "model_key": None})))
             result.shadowed_by[other] = shadowed.size
     out = np.flatnonzero(answered)
     rows_out: list[int] = out.tolist()
@@ -424,12 +529,11 @@ def score_batch(messages: Sequence[Message], predictor: Predictor, model_name: s
                           for row in rows_out]
     # for the live evaluation: what each version predicted (NaN where it made none)
     made = [np.where(mine, seconds, np.nan)] + ([np.where(theirs_ok, theirs, np.nan)]
-                                                if candidate is not None else []) + \
-        ([keyed_seconds] if answering else [])
+                                                if candidate is not None else [])
     result.predicted = Predictions(
         [trip_ids[row] for row in rows_out],
-        (model_version,) + ((other_version,) if candidate is not None else ())
-        + ((KEYED,) if answering else ()),
+        (model_version,) + ((other_version,) if candidate is not None else ()),
         np.column_stack(made)[out],
-        np.fromiter((good[row].partition() or 0 for row in rows_out), np.int64, out.size))
+        np.fromiter((good[row].partition() or 0 for row in rows_out), np.int64, out.size),
+        tuple(_answered(group, answered, out) for group in keyed.joined))
     return result

@@ -46,7 +46,11 @@ _CHANGES_PER_MESSAGE = 1000
 # A stored prediction: this byte, the versions' UTF-8 length (2 bytes, little-endian), the
 # versions joined by NUL, then a little-endian double per version (NaN: it made none).
 # Packed with numpy a batch at a time; a store written before holds "version\tseconds" text.
+# A keyed model's version is named "<_KEYED_MARK>key<_KEYED_MARK>version" (its key's
+# champion first, then its rollout's candidate); a store written before keyed rollouts
+# names its key's champion KEYED.
 _PACKED = b"\x01"
+_KEYED_MARK = "\x1f"
 
 
 class Change(NamedTuple):
@@ -142,6 +146,12 @@ class LiveEvaluator:
         keys = [trip_id.encode() for trip_id in batch.trip_ids]
         actuals: list[bytes | None] = self._db.get([_ACTUAL + key for key in keys]) or []
         values = _pack(batch.versions, batch.seconds)
+        for group in batch.keyed:
+            for row, value in zip(group.rows.tolist(), _pack(
+                    batch.versions + tuple(f"{_KEYED_MARK}{group.key}{_KEYED_MARK}{version}"
+                                           for version in group.versions),
+                    np.hstack([batch.seconds[group.rows], group.seconds])), strict=True):
+                values[row] = value
         partitions: list[int] = batch.partitions.tolist()
         changes, writes = Changes(), WriteBatch()
         joined = [row for row, actual in enumerate(actuals) if actual is not None]
@@ -190,14 +200,11 @@ class LiveEvaluator:
 
     def _complete(self, made: list[tuple[str, float]], actual_s: float,
                   pickup_day: int | None) -> None:
-        keyed = made[-1][1] if made and made[-1][0] == KEYED else None
-        if keyed is not None:  # a keyed model's, judged against the fleet's on the trip
-            made = made[:-1]
-            error_s = abs(keyed - actual_s)
-            self._metrics.live_abs_error_minutes.labels(KEYED).observe(error_s / 60.0)
-            if made:
-                self._metrics.paired_diff_seconds.labels(made[0][0], KEYED).observe(
-                    error_s - abs(made[0][1] - actual_s))
+        keyed = [entry for entry in made if entry[0] == KEYED or
+                 entry[0].startswith(_KEYED_MARK)]
+        if keyed:
+            made = made[:len(made) - len(keyed)]
+            self._complete_keyed(keyed, made[0] if made else None, actual_s)
         if self._drift is not None and pickup_day is not None:
             for version, predicted_s in made:
                 self._drift.outcome(version, pickup_day, predicted_s, actual_s)
@@ -210,6 +217,22 @@ class LiveEvaluator:
             self._metrics.paired_diff_seconds.labels(champion, candidate).observe(
                 candidate_error - champion_error)
         self.joined += 1
+
+    def _complete_keyed(self, keyed: list[tuple[str, float]],
+                        fleet: tuple[str, float] | None, actual_s: float) -> None:
+        """A keyed model's prediction, judged against the fleet champion's on the trip;
+        during its key's rollout, its candidate's, paired with it for the evidence."""
+        (label, champion_s), *candidate = keyed
+        error_s = abs(champion_s - actual_s)
+        self._metrics.live_abs_error_minutes.labels(KEYED).observe(error_s / 60.0)
+        if fleet is not None:
+            self._metrics.paired_diff_seconds.labels(fleet[0], KEYED).observe(
+                error_s - abs(fleet[1] - actual_s))
+        if candidate and self._evidence is not None:
+            _, key, champion = label.split(_KEYED_MARK)
+            _, _, version = candidate[0][0].split(_KEYED_MARK)
+            self._evidence.paired(champion, error_s, version,
+                                  abs(candidate[0][1] - actual_s), key=key)
 
     def close(self) -> None:
         self._db.close()

@@ -42,6 +42,7 @@ from edml.kafka import (
 from edml.loader import LoadedVersion
 from edml.logs import event, get_logger
 from services.batch import (
+    KEYED,
     BatchResult,
     Candidate,
     Routing,
@@ -349,9 +350,11 @@ class ScoringLoop:
                 lineup = self._slot.lineup()
         if challenger is not None and result.candidate_unfit is not None:
             self._retire(challenger, result.candidate_unfit)  # the champion answered
-        for key, unfit in result.keyed_unfit.items():  # the fleet model answered
-            if self._keyed is not None:
+        if self._keyed is not None:
+            for key, unfit in result.keyed_unfit.items():  # the fleet model answered
                 self._keyed.unfit(key, unfit)
+            for key, unfit in result.keyed_candidate_unfit.items():  # its champion answered
+                self._keyed.unfit(key, unfit, candidate=True)
         if loaded.profile is not None and result.columns:
             self._drift.requests(loaded.version, loaded.profile, result.columns,
                                  result.champion_seconds)
@@ -384,6 +387,11 @@ class ScoringLoop:
                                   result.candidate_failures, result.candidate_seconds)
             if result.candidate_failures:
                 m.candidate_failures.labels(challenger.version).inc(result.candidate_failures)
+        for r in result.keyed_rollouts:  # one series for every key's candidates
+            self._evidence.scored(r.champion, r.candidate, r.scored, r.failures, r.seconds,
+                                  key=r.key)
+            if r.failures:
+                m.candidate_failures.labels(KEYED).inc(r.failures)
         if result.predictions:
             m.inference_seconds.labels(loaded.version).observe(result.inference_seconds)
             if challenger is not None and result.candidate_scored:

@@ -135,3 +135,34 @@ def test_models_status_shows_the_live_evidence_and_what_the_policy_says_of_it(
     _send(kafka, topics.evaluations, more)
     expected = verdict(merge(first[0], first[1:] + more), POLICY)
     assert expected is not None and status(settings, "trips").evidence == expected.decision
+
+
+def test_a_keyed_models_rollout_is_judged_on_its_keys_evidence_alone(
+    kafka: KafkaSettings, topics: TopicSettings,
+) -> None:
+    def keyed(version: str, key: str) -> ModelMetadata:
+        return dataclasses.replace(_version(version), key=key, routed_by="pickup_zone_id")
+    settings = PublisherSettings(kafka=kafka, topics=topics)
+    fleet = champion(dataclasses.replace(_version("v1"), routed_by="pickup_zone_id"), None,
+                     "publish")
+    announce(settings, fleet)
+    state = with_candidate(champion(keyed("v1", "132"), None, "publish"), keyed("v2", "132"),
+                           "shadow", 0.0, POLICY, STARTED)
+    announce(settings, state)
+    # the same two versions' pairs under another key, and the fleet's, say "worse": they
+    # are not this key's trips
+    better = [dataclasses.replace(w, model_key="132") for w in _windows(8, "w1", -25.0, 3)]
+    others = [dataclasses.replace(w, model_key=k) for k in ("48", None)
+              for w in _windows(8, "w1", 40.0, 4)]
+    _send(kafka, topics.evaluations, others + better)
+    assert status(settings, "trips", key="132").evidence is not None
+    with running(ControllerSettings(kafka=kafka, topics=topics)) as controller:
+        wait_for(lambda: controller.decisions, 30, "a decision")
+    (decision,) = controller.decisions
+    assert (decision.kind, decision.model_key, decision.model_version) == \
+        ("promoted", "132", "v2")
+    expected = verdict(merge(better[0], better[1:]), POLICY)
+    assert expected is not None and decision.decision == expected.decision
+    after = status(settings, "trips", key="132").state
+    assert after == promoted(state, "controller")
+    assert status(settings, "trips").state == fleet  # the fleet model is left alone

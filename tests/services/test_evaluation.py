@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import numpy as np
+
 from edml.codec import Codec
 from edml.event_time import day_number
-from services.batch import Predictions
+from services.batch import KEYED, KeyedPredictions, Predictions
 from services.drift import DriftMonitor
 from services.evaluation import Change, Changes, LiveEvaluator
 from services.evidence import EvidenceWindow
@@ -88,6 +91,27 @@ def test_a_trip_both_versions_predicted_is_a_pair_in_either_order(tmp_path: Path
     assert metrics.registry.get_sample_value("edml_paired_diff_seconds_sum", labels) == -30.0
     assert _sum(metrics, "v2") == (2.0, 1.5)  # each version's own error too, in minutes
     assert window.drain(datetime.now(UTC)) == []  # a drained window starts empty
+    evaluator.close()
+
+
+def test_a_keys_champion_and_candidate_are_paired_under_their_key(tmp_path: Path) -> None:
+    metrics, window = Metrics(), EvidenceWindow("trips", "w1")
+    evaluator = LiveEvaluator(tmp_path / "joins.rocksdb", metrics, 3600, window)
+    fleet = Predictions.of(("v1",), [("a", [500.0], 0), ("b", [500.0], 0), ("c", [500.0], 1)])
+    evaluator.predicted(dataclasses.replace(fleet, keyed=(
+        KeyedPredictions("132", np.array([0, 2]), ("k1", "k2"),
+                         np.array([[600.0, 690.0], [300.0, 360.0]])),
+        KeyedPredictions("7", np.array([1]), ("j1",), np.array([[640.0]])))))
+    evaluator.actual("a", 720.0, 0)  # k1 off by 120 s, k2 by 30 s
+    evaluator.actual("b", 700.0, 0)  # key 7: no rollout, no pair
+    evaluator.actual("c", 300.0, 1)  # k1 exact, k2 off by 60 s
+    (evidence,) = window.drain(datetime.now(UTC))
+    assert (evidence.model_key, evidence.champion_version, evidence.candidate_version) == \
+        ("132", "k1", "k2")
+    assert (evidence.paired, evidence.sum_diff, evidence.sum_sq_diff) == (2, -30.0, 11700.0)
+    assert (evidence.sum_abs_error_champion, evidence.sum_abs_error_candidate) == (120.0, 90.0)
+    # every keyed champion's error in the family's one keyed series: 2 + 1 + 0 minutes
+    assert _sum(metrics, KEYED) == (3.0, 3.0)
     evaluator.close()
 
 

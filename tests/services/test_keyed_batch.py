@@ -9,9 +9,17 @@ from datetime import datetime
 import numpy as np
 
 from edml.codec import Codec
-from edml.contracts import TripPrediction, TripRequest
+from edml.contracts import CANARY, SHADOW, ShadowPredictions, TripPrediction, TripRequest
 from edml.errors import ModelError
-from services.batch import KEYED, Keyed, Routing, score_batch
+from services.batch import (
+    KEYED,
+    Candidate,
+    Keyed,
+    KeyedRollout,
+    Routing,
+    answered_by_candidate,
+    score_batch,
+)
 from tests.services.fakes import DistanceModel, FakeMessage
 
 CODEC = Codec()
@@ -69,10 +77,13 @@ def test_three_keys_reach_their_own_models_and_a_fourth_falls_back_to_the_fleet(
             (500.0, "v1", None, True)
     assert (result.keyed, result.fallbacks) == (4, 2)
     assert result.served_by == {KEYED: 4, "v1": 2}
-    # the live evaluation gets both: the fleet's on every trip, the keyed where one answered
+    # the live evaluation gets both: the fleet's on every trip, each key's on its trips
     predicted = result.predicted
-    assert predicted is not None and predicted.versions == ("v1", KEYED)
-    assert np.isnan(predicted.seconds[:, 1]).tolist() == [False] * 3 + [True, False, True]
+    assert predicted is not None and predicted.versions == ("v1",)
+    assert {(g.key, g.versions, tuple(predicted.trip_ids[row] for row in g.rows.tolist()))
+            for g in predicted.keyed} == {("10", ("k10",), ("trip-0", "trip-4")),
+                                          ("20", ("k20",), ("trip-1",)),
+                                          ("30", ("k30",), ("trip-2",))}
 
 
 def test_each_key_present_costs_one_model_call() -> None:
@@ -106,3 +117,55 @@ def test_without_routing_no_prediction_is_a_fallback() -> None:
     result = score_batch([_trip(0, 10)], DistanceModel(), "trips", "v1", CODEC, NOW_MS)
     assert [(p.model_key, p.fallback) for p in _predictions(result).values()] == \
         [(None, False)]
+
+
+def _shadows(result: object) -> dict[str, ShadowPredictions]:
+    """The shadow topic's messages of a batch, by version."""
+    decoded = [CODEC.decode(out.value, ShadowPredictions) for out in result.shadow]  # type: ignore[attr-defined]
+    return {s.model_version: s for s in decoded}
+
+
+def test_a_keys_shadow_candidate_scores_its_keys_trips_and_only_the_shadow_topic_sees_it(
+) -> None:
+    keyed = {"10": Keyed(DistanceModel(answer=1000.0), "k10",
+                         Candidate(DistanceModel(answer=1100.0), "k10-next", SHADOW, 0.0)),
+             "20": Keyed(DistanceModel(answer=2000.0), "k20")}
+    trips = [_trip(i, zone) for i, zone in enumerate([10, 20, 10, 40, 10])]
+    result = score_batch(trips, DistanceModel(answer=500.0), "trips", "v1", CODEC, NOW_MS,
+                         clock=iter(range(100)).__next__, routing=_routed(keyed))
+    got = _predictions(result)
+    assert {t: (p.model_version, p.model_key) for t, p in got.items()} == {
+        "trip-0": ("k10", "10"), "trip-1": ("k20", "20"), "trip-2": ("k10", "10"),
+        "trip-3": ("v1", None), "trip-4": ("k10", "10")}
+    (shadow,) = _shadows(result).values()
+    assert (shadow.model_version, shadow.model_key, shadow.trip_ids) == \
+        ("k10-next", "10", ["trip-0", "trip-2", "trip-4"])
+    assert shadow.predicted_duration_seconds == [1100.0] * 3
+    # its rollout's evidence: 3 trips scored, none failed, one model call's time
+    assert result.keyed_rollouts == [KeyedRollout("10", "k10", "k10-next", 3, 0, 1.0)]
+    predicted = result.predicted
+    assert predicted is not None
+    (group,) = [g for g in predicted.keyed if g.key == "10"]
+    assert group.versions == ("k10", "k10-next")
+    assert group.seconds.tolist() == [[1000.0, 1100.0]] * 3
+
+
+def test_a_keys_canary_answers_its_share_of_that_keys_trips_each_trip_once() -> None:
+    keyed = {"10": Keyed(DistanceModel(answer=1000.0), "k10",
+                         Candidate(DistanceModel(answer=1100.0), "k10-next", CANARY, 0.5))}
+    trips = [_trip(i, 10 if i % 4 else 20) for i in range(200)]
+    result = score_batch(trips, DistanceModel(answer=500.0), "trips", "v1", CODEC, NOW_MS,
+                         routing=_routed(keyed))
+    got = _predictions(result)
+    assert len(result.predictions) == len(got) == 200  # one main prediction a trip
+    zone_10 = [f"trip-{i}" for i in range(200) if i % 4]
+    canary = {t for t in zone_10 if answered_by_candidate(t, "k10-next", 0.5)}
+    assert 0 < len(canary) < len(zone_10)
+    for trip_id in zone_10:
+        assert (got[trip_id].model_version, got[trip_id].model_key) == \
+            (("k10-next" if trip_id in canary else "k10"), "10")
+    # what the main topic did not carry of the key's two models goes to the shadow topic
+    shadows = _shadows(result)
+    assert set(shadows["k10"].trip_ids) == canary
+    assert set(shadows["k10-next"].trip_ids) == set(zone_10) - canary
+    assert {p.model_version for t, p in got.items() if t not in zone_10} == {"v1"}

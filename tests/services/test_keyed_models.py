@@ -6,13 +6,14 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from edml.contracts import ModelMetadata
-from edml.errors import ArtifactError, StorageError
+from edml.contracts import CANARY, SHADOW, ModelMetadata, Rollout, RolloutPolicy
+from edml.errors import ArtifactError, StorageError, UnfitModel
 from edml.loader import LoadedVersion
 from edml.samples import sample_events
 from services.keyed_models import AGING_BATCHES, KeyedModels, footprint_bytes
@@ -199,3 +200,70 @@ def test_a_storage_outage_is_retried_after_a_backoff_when_the_key_comes_back(
     _until(lambda: told == [("9", "k1", "load_failed")])
     _until(lambda: "9" in keyed.serving(["9"]), timeout_s=3)
     assert loader.loads == [("9", "k1")]
+
+
+def _rollout(key: str, champion: str, candidate: str, mode: str = SHADOW,
+             weight: float = 0.0) -> ModelMetadata:
+    """``key``'s state with ``candidate`` beside ``champion``."""
+    return dataclasses.replace(_keyed(key, champion), rollout=Rollout(
+        _keyed(key, candidate), mode, weight, datetime.now(UTC), RolloutPolicy()))
+
+
+def _candidate(keyed: KeyedModels, key: str) -> tuple[str, str, float] | None:
+    """The candidate a batch gets for ``key``: version, mode, weight."""
+    served = keyed.serving([key]).get(key)
+    c = served.candidate if served is not None else None
+    return None if c is None else (c.version, c.mode, c.weight)
+
+
+def test_a_keys_candidate_loads_beside_its_model_and_a_promotion_needs_no_load(
+        tmp_path: Path, told: list[tuple[str | None, str, str]],
+        stopping: list[KeyedModels]) -> None:
+    keyed, loader, metrics = _keyed_models(tmp_path, told, models_fit=3)
+    stopping.append(keyed)
+    keyed.announce(_rollout("5", "k1", "k2", CANARY, 0.25))
+    keyed.serving(["5"])
+    _until(lambda: _candidate(keyed, "5") == ("k2", CANARY, 0.25))
+    assert keyed.serving(["5"])["5"].version == "k1"
+    assert metrics.keyed_loaded._value.get() == 2  # both count against the budget
+    keyed.announce(dataclasses.replace(_keyed("5", "k2"), previous=_keyed("5", "k1")))
+    served = keyed.serving(["5"])["5"]  # at once: the candidate was loaded and warm
+    assert (served.version, served.candidate) == ("k2", None)
+    assert loader.loads == [("5", "k1"), ("5", "k2")]
+    assert metrics.keyed_loaded._value.get() == 1
+
+
+def test_a_withdrawn_keyed_candidate_leaves_and_one_that_cannot_load_leaves_its_key_served(
+        tmp_path: Path, told: list[tuple[str | None, str, str]],
+        stopping: list[KeyedModels]) -> None:
+    keyed, _, metrics = _keyed_models(tmp_path, told, models_fit=3, broken={"bad"})
+    stopping.append(keyed)
+    keyed.announce(_rollout("5", "k1", "k2"))
+    keyed.serving(["5"])
+    _until(lambda: _candidate(keyed, "5") == ("k2", SHADOW, 0.0))
+    keyed.announce(_keyed("5", "k1"))  # rolled back: the candidate withdrawn
+    assert keyed.serving(["5"])["5"].candidate is None
+    assert metrics.keyed_loaded._value.get() == 1
+    keyed.announce(_rollout("5", "k1", "bad"))
+    keyed.serving(["5"])
+    _until(lambda: ("5", "bad", "load_failed") in told)
+    for _ in range(3):
+        served = keyed.serving(["5"])["5"]
+        assert (served.version, served.candidate) == ("k1", None)
+    assert metrics.keyed_refused._value.get() == 1
+
+
+def test_a_keyed_candidate_unfit_on_a_batch_leaves_and_its_key_keeps_its_model(
+        tmp_path: Path, told: list[tuple[str | None, str, str]],
+        stopping: list[KeyedModels]) -> None:
+    keyed, loader, _ = _keyed_models(tmp_path, told, models_fit=3)
+    stopping.append(keyed)
+    keyed.announce(_rollout("5", "k1", "k2"))
+    keyed.serving(["5"])
+    _until(lambda: _candidate(keyed, "5") == ("k2", SHADOW, 0.0))
+    keyed.unfit("5", UnfitModel("fails on everything"), candidate=True)
+    assert ("5", "k2", "retired") in told
+    for _ in range(3):
+        assert keyed.serving(["5"])["5"].candidate is None
+    time.sleep(0.1)
+    assert loader.loads == [("5", "k1"), ("5", "k2")]  # not loaded again

@@ -11,9 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from controller.controller import running
+from controller.settings import ControllerSettings
 from edml.artifacts import artifact_uri
 from edml.codec import Codec
-from edml.contracts import TripPrediction
+from edml.contracts import RolloutPolicy, ShadowPredictions, TripPrediction
+from edml.kafka import read_partition
 from edml.model_log import latest_keyed, read_model_log
 from edml.settings import KafkaSettings, StorageSettings, TopicSettings
 from model_publisher.publish import announce, publish
@@ -26,6 +29,7 @@ from tests.services.workers import (
     read_model_events,
     read_outputs,
     real_requests,
+    real_trips,
     send,
     wait_for,
 )
@@ -163,3 +167,52 @@ def test_past_a_small_budget_keyed_models_are_evicted_and_reloaded_and_one_that_
     assert worker.metric("edml_keyed_models_refused") == 1
     refused = [e for e in read_model_events(kafka, topics) if e.kind == "load_failed"]
     assert {(e.model_key, e.model_version) for e in refused} == {(str(C), "c1")}
+
+
+def test_a_keys_candidate_in_shadow_is_judged_on_its_keys_trips_and_promoted_by_the_controller(
+    quick_model: Path, longer_model: Path, publisher: PublisherSettings, workers: Workers,
+    kafka: KafkaSettings, topics: TopicSettings,
+) -> None:
+    policy = RolloutPolicy(min_paired=100)
+    _routed_fleet(quick_model, longer_model, publisher, {B: "b1"})  # b1: 10 minutes long
+    publish(quick_model, "trips", publisher, version="b2", key=str(B), mode="shadow",
+            policy=policy)
+    worker = workers.make("w1").start()
+    worker.wait_ready("v1")
+    warm_up = [r for r in real_requests(600, "warm") if r.pickup_zone_id == B]
+    send(kafka, topics.records, warm_up)
+    _loaded(worker, 2)  # the key's model, then its candidate
+
+    trips = [(r, done) for r, done in real_trips(3000, "judged") if r.pickup_zone_id == B]
+    send(kafka, topics.records, [request for request, _ in trips])
+    all_outcomes(kafka, topics, len(warm_up) + len(trips))
+    send(kafka, topics.actuals, [done for _, done in trips])
+    with running(ControllerSettings(kafka=kafka, topics=topics,
+                                    storage=publisher.storage)) as controller:
+        wait_for(lambda: controller.decisions, 60, "the controller's decision")
+    (decision,) = controller.decisions
+    assert (decision.kind, decision.model_key, decision.model_version) == \
+        ("promoted", str(B), "b2")
+    # its evidence, recomputed from what consumers saw: b1 on the main topic, b2 on the
+    # shadow topic, each trip's actual duration
+    main = {p.trip_id: p for p in read_outputs(kafka, topics).predictions}
+    shadow = {p.trip_id: p for partition in range(topics.partitions)
+              for m in read_partition(kafka, topics.shadow_predictions, partition)
+              for p in CODEC.decode(m.value() or b"", ShadowPredictions).predictions()}
+    diffs = [abs(shadow[r.trip_id].predicted_duration_seconds - done.duration_seconds)
+             - abs(main[r.trip_id].predicted_duration_seconds - done.duration_seconds)
+             for r, done in trips]
+    assert {(p.model_version, p.model_key) for p in shadow.values()} == {("b2", str(B))}
+    assert {(main[r.trip_id].model_version, main[r.trip_id].model_key) for r, _ in trips} \
+        == {("b1", str(B))}
+    d = decision.decision
+    assert d is not None and d.rule == "better" and d.paired == len(diffs)
+    assert d.mean_diff_seconds == pytest.approx(sum(diffs) / len(diffs))
+
+    after = [r for r in real_requests(600, "after") if r.pickup_zone_id in (B, D)]
+    send(kafka, topics.records, after)  # b2 answers B's trips now; the fleet model D's
+    all_outcomes(kafka, topics, len(warm_up) + len(trips) + len(after))
+    got = _by_trip(kafka, topics)
+    assert {(got[r.trip_id].model_version, r.pickup_zone_id) for r in after} == \
+        {("b2", B), ("v1", D)}
+    assert read_outputs(kafka, topics).dead_letters == []
