@@ -106,8 +106,7 @@ class RolloutController:
                     self._codec.decode(msg.key() or b"", ModelKey)
                     state = self._codec.decode(msg.value() or b"", ModelMetadata)
                     self._states[(state.name, state.key)] = state
-                    if state.key is None:  # drift is judged on the fleet model's traffic
-                        self._drift.state(state)
+                    self._drift.state(state)
             elif topic == self._s.topics.model_events:
                 self._drift.model_event(self._codec.decode(msg.value() or b"", ModelEvent))
             elif (window := self._codec.decode_if(msg.value() or b"", DriftWindow)) is not None:
@@ -122,13 +121,13 @@ class RolloutController:
 
     def decide(self) -> None:
         now = datetime.now(UTC)
-        for state in [s for s in self._states.values() if s.key is None]:
+        for state in list(self._states.values()):
             drift = self._drift.events(state, self._s.name, now)
             for drift_event in drift:
                 self._events.produce(self._s.topics.model_events, key=state.name.encode(),
                                      value=self._codec.encode(drift_event))
                 self.drift_events.append(drift_event)
-                event(log, f"drift.{drift_event.kind}", logging.WARNING, model=state.name,
+                event(log, f"drift.{drift_event.kind}", logging.WARNING, model=state.label,
                       version=state.version, message=drift_event.message)
             if drift:
                 flush_or_raise(self._events, self._s.kafka.request_timeout_s)

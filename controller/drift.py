@@ -29,7 +29,14 @@ import numpy as np
 from river.drift import PageHinkley
 from scipy.spatial.distance import jensenshannon
 
-from edml.contracts import DriftFinding, DriftWindow, ModelEvent, ModelMetadata, RetrainRequest
+from edml.contracts import (
+    DriftFinding,
+    DriftWindow,
+    ModelEvent,
+    ModelMetadata,
+    RetrainRequest,
+    model_label,
+)
 from edml.errors import ArtifactError, EdmlError, ModelError, StorageError
 from edml.event_time import MS_PER_DAY, day_number, day_of, wall_ms
 from edml.logs import event, get_logger
@@ -229,7 +236,8 @@ class _Unrequested:
 
 
 class DriftTracker:
-    """Per model: its champion's watch, the findings and retrain requests already made
+    """Per model (a fleet model, and each keyed model: named by its label, as
+    ``trips[132]``): its champion's watch, the findings and retrain requests already made
     (read back from the model-events topic, so a restarted controller repeats neither),
     and the retrain policy, all in event time:
 
@@ -265,7 +273,8 @@ class DriftTracker:
         return watch.judged_through if watch is not None else None
 
     def window(self, window: DriftWindow) -> None:
-        self._watch(window.model_name, window.model_version).add(window)
+        self._watch(model_label(window.model_name, window.model_key),
+                    window.model_version).add(window)
 
     def state(self, state: ModelMetadata) -> None:
         """A serving state from the model topic: which versions answer which request."""
@@ -275,7 +284,7 @@ class DriftTracker:
 
     def model_event(self, model_event: ModelEvent) -> None:
         """The controller's own events, read back (or just made)."""
-        model = model_event.model_name
+        model = model_label(model_event.model_name, model_event.model_key)
         if model_event.drift is not None:
             d = model_event.drift
             self._seen.add((model, model_event.model_version, d.detector, d.window_end))
@@ -307,7 +316,7 @@ class DriftTracker:
     def events(self, state: ModelMetadata, worker: str, now: datetime) -> list[ModelEvent]:
         """What the champion's newly closed days show: drift events, and a retrain
         request where the policy asks for one."""
-        key = (state.name, state.version)
+        key = (state.label, state.version)
         watch = self._watch(*key)
         if watch.profile is None and not self._profile(state, watch, now):
             return []
@@ -316,7 +325,8 @@ class DriftTracker:
             if (*key, finding.detector, finding.window_end) in self._seen:
                 continue  # made before a restart
             made = ModelEvent(state.name, state.version, "drift_detected", worker, now,
-                              message=f"{finding.detector}: {finding.detail}", drift=finding)
+                              message=f"{finding.detector}: {finding.detail}", drift=finding,
+                              model_key=state.key)
             self.model_event(made)
             out.append(made)
         request = self._request(state, watch.judged_through, worker, now)
@@ -327,9 +337,9 @@ class DriftTracker:
 
     def _request(self, state: ModelMetadata, through: date | None, worker: str,
                  now: datetime) -> ModelEvent | None:
-        gathered = self._unrequested.get(state.name)
+        gathered = self._unrequested.get(state.label)
         if gathered is None or gathered.version != state.version or through is None or \
-                self.open_request(state.name, through, state.version) is not None:
+                self.open_request(state.label, through, state.version) is not None:
             return None
         if state.rollout is not None:
             return None  # a candidate is being judged: its verdict comes first
@@ -337,18 +347,21 @@ class DriftTracker:
         if through < end:
             return None  # the new regime's first days are still coming
         request = RetrainRequest(
-            request_id=f"retrain-{state.name}-{state.version}-{gathered.first_day:%Y%m%d}",
+            request_id=f"retrain-{state.name}-" + ("" if state.key is None else
+                                                   f"{state.key}-")
+            + f"{state.version}-{gathered.first_day:%Y%m%d}",
             reason="; ".join(sorted(gathered.reasons)),
             train_start=gathered.first_day - timedelta(days=self._window_days - 1),
             train_end=end, champion_version=state.version)
         return ModelEvent(state.name, state.version, "retrain_requested", worker, now,
                           message=f"{request.reason}: retrain on "
-                          f"{request.train_start}..{request.train_end}", retrain=request)
+                          f"{request.train_start}..{request.train_end}", retrain=request,
+                          model_key=state.key)
 
     def _profile(self, state: ModelMetadata, watch: VersionWatch, now: datetime) -> bool:
         """Read the champion's reference profile into its watch; False while it cannot
         be (none named, refused, or storage away: retried every little while)."""
-        key = (state.name, state.version)
+        key = (state.label, state.version)
         if state.profile is None or key in self._unreadable or \
                 now < self._retry_at.get(key, now):
             return False
@@ -374,7 +387,8 @@ def read_profile(storage: StorageSettings, state: ModelMetadata) -> Profile:
     if state.profile != PROFILE_FILE:
         raise ArtifactError(f"{state.name} {state.version}: profile {state.profile!r} is not "
                             f"{PROFILE_FILE}")
-    check_artifact_location(state.storage_uri, state.name, state.version, storage.roots)
+    check_artifact_location(state.storage_uri, state.name, state.version, storage.roots,
+                            state.key)
     data = open_store(storage, state.storage_uri).read_file(state.storage_uri, PROFILE_FILE)
     try:
         return Profile.from_json(json.loads(data))

@@ -34,6 +34,7 @@ __all__ = [
     "TripCompleted",
     "TripPrediction",
     "TripRequest",
+    "model_label",
 ]
 
 
@@ -118,6 +119,7 @@ class DriftWindow(Record):
     sum_sq_error: float
     sum_error: float
     sent_at: datetime
+    model_key: str | None = None  # a keyed model's traffic; None: the fleet model's
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +185,11 @@ class Rollout:
     policy: RolloutPolicy
 
 
+def model_label(name: str, key: str | None) -> str:
+    """A fleet model's name, or a keyed model's ``name[key]``: one string per model."""
+    return name if key is None else f"{name}[{key}]"
+
+
 @dataclass(frozen=True, slots=True)
 class ModelMetadata(Record):
     """The serving state of one model name: its own fields are the champion version."""
@@ -210,7 +217,7 @@ class ModelMetadata(Record):
     @property
     def label(self) -> str:
         """How logs and errors name it: ``trip-duration`` or ``trip-duration[132]``."""
-        return self.name if self.key is None else f"{self.name}[{self.key}]"
+        return model_label(self.name, self.key)
 
     @property
     def candidate(self) -> ModelMetadata | None:

@@ -59,8 +59,15 @@ class Profile:
     distance_edges: tuple[float, ...] = _DISTANCE_EDGES
     prediction_edges: tuple[float, ...] = _PREDICTION_EDGES
     bins: dict[str, int] = field(init=False)
+    # what binning depends on: two profiles equal here bin any rows alike
+    binning: tuple[object, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "binning", (
+            self.areas, self.distance_edges, self.prediction_edges,
+            np.asarray(self.area_of_zone, np.int64).tobytes(),
+            np.asarray(self.zone_lat, np.float64).tobytes(),
+            np.asarray(self.zone_lon, np.float64).tobytes()))
         object.__setattr__(self, "bins", {
             "pickup_area": len(self.areas), "hour_of_week": 168, "passenger_count": 10,
             "centroid_distance": len(self.distance_edges) + 1,

@@ -2,7 +2,8 @@
 controller writes becomes a new version, trained on the window it proposes, published as
 a shadow candidate beside the champion with the request's id in its provenance
 (``ModelMetadata.retrain_request``). The rollout controller then judges it on paired
-evidence like any candidate.
+evidence like any candidate. A keyed model's request (``model_key``) is trained on its
+key's trips of the window alone and published as that key's candidate.
 
 At-least-once, as the workers: a request's offset is committed after it is answered (or
 found answered already: a retried request is not trained twice). A request that cannot be
@@ -12,6 +13,7 @@ one takes the request again."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from datetime import date
@@ -24,6 +26,7 @@ from edml.contracts import SHADOW, ModelEvent, ModelMetadata
 from edml.errors import BrokerError, DataError, DecodeError, ModelError
 from edml.kafka import consumer
 from edml.logs import event, get_logger
+from edml.routing import route_keys, source_column
 from edml.storage import check_artifact_location, download_verified, open_store
 from model_publisher.publish import BacktestGate, Published, current_state, publish
 from model_publisher.settings import PublisherSettings
@@ -66,19 +69,32 @@ def _trips(settings: RetrainSettings, start: date, end: date) -> tuple[TripFrame
     return trips[(day >= start) & (day <= end)].reset_index(drop=True), report
 
 
+def _of_key(trips: TripFrame, cleaning: CleanReport, state: ModelMetadata, key: str
+            ) -> tuple[TripFrame, CleanReport]:
+    """The trips the family's routing field gives ``key`` (what its model answers); the
+    others are counted as dropped, so the model's report says what it was trained on."""
+    field = state.routed_by
+    if field is None:
+        raise ModelError(f"{state.label}: its event names no routing field")
+    mine = route_keys(field, trips[source_column(field)].to_numpy()) == key
+    report = dataclasses.replace(cleaning, dropped={
+        **cleaning.dropped, f"{field} is not {key}": int((~mine).sum())})
+    return trips[mine].reset_index(drop=True), report
+
+
 def _trainable(settings: RetrainSettings, champion: ModelMetadata) -> keras.Model | None:
     """The champion's own Keras model, fetched and verified like the workers fetch it, to
     warm-start from; None for an artifact that does not keep one."""
     check_artifact_location(champion.storage_uri, champion.name, champion.version,
-                            settings.storage.roots)
-    target = settings.work_dir / "champions" / champion.name / champion.version
+                            settings.storage.roots, champion.key)
+    target = settings.work_dir / "champions" / champion.label / champion.version
     if not target.is_dir():
         target.parent.mkdir(parents=True, exist_ok=True)
         download_verified(open_store(settings.storage, champion.storage_uri),
                           champion.storage_uri, champion.checksum, target)
     model = load_trainable(target)
     if model is None:
-        event(log, "retrain.no_trainable_champion", logging.WARNING, model=champion.name,
+        event(log, "retrain.no_trainable_champion", logging.WARNING, model=champion.label,
               version=champion.version)
     return model
 
@@ -90,7 +106,8 @@ def retrain(settings: RetrainSettings, request: ModelEvent) -> Published | None:
     if r is None:
         raise ValueError(f"{request.kind} event has no retrain request")
     publisher, name, request_id = _publisher(settings), request.model_name, r.request_id
-    state = current_state(publisher, name)
+    key = request.model_key
+    state = current_state(publisher, name, key)
     if state is None:
         event(log, "retrain.no_champion", logging.WARNING, model=name, request=request_id)
         return None
@@ -103,8 +120,10 @@ def retrain(settings: RetrainSettings, request: ModelEvent) -> Published | None:
               request=request_id, candidate=state.rollout.candidate.version)
         return None
     trips, cleaning = _trips(settings, r.train_start, r.train_end)
+    if key is not None:
+        trips, cleaning = _of_key(trips, cleaning, state, key)
     champion = _trainable(settings, state)
-    event(log, "retrain.training", model=name, request=request_id, trips=len(trips),
+    event(log, "retrain.training", model=state.label, request=request_id, trips=len(trips),
           window=f"{r.train_start}..{r.train_end}", source="files" if settings.data
           else "topics", warm_start_from=state.version if champion is not None else None)
     split = split_by_days(trips, settings.validation_days)
@@ -114,12 +133,14 @@ def retrain(settings: RetrainSettings, request: ModelEvent) -> Published | None:
                        start_from=champion)
     # the days it was validated on, not fitted on: a candidate clearly worse than the
     # champion there is not worth a rollout (ModelError: the request is passed over)
+    # (a backtest is the fleet model's: a keyed candidate is judged on its key's live trips)
     gate = BacktestGate(split.valid, settings.validation_days, "refuse",
-                        settings.work_dir / "score-cache") if settings.backtest else None
+                        settings.work_dir / "score-cache") \
+        if settings.backtest and key is None else None
     published = publish(outcome.model_dir, name, publisher, mode=SHADOW,
-                        retrain_request=request_id, gate=gate)
+                        retrain_request=request_id, gate=gate, key=key)
     candidate = published.metadata.candidate
-    event(log, "retrain.published", model=name, request=request_id, role=SHADOW,
+    event(log, "retrain.published", model=state.label, request=request_id, role=SHADOW,
           version=candidate.version if candidate is not None else None)
     return published
 

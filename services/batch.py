@@ -18,6 +18,7 @@ from edml.codec import Codec
 from edml.columns import input_columns
 from edml.contracts import CANARY, DeadLetter, ShadowPredictions, TripRequest
 from edml.errors import DecodeError, InvalidRecord, ModelError, UnfitModel
+from edml.profile import Profile
 from edml.routing import route_keys, source_column
 from edml.savedmodel import Predictor, check_answers, smoke_test, usable
 
@@ -26,6 +27,7 @@ __all__ = [
     "BatchResult",
     "Candidate",
     "Keyed",
+    "KeyedAnswers",
     "KeyedPredictions",
     "KeyedRollout",
     "Message",
@@ -84,11 +86,23 @@ class Candidate:
 
 class Keyed(NamedTuple):
     """A keyed model as a batch calls it: its key's champion, and its key's rollout
-    candidate scored beside it."""
+    candidate scored beside it; ``profile``: what the drift monitors bin its traffic by."""
 
     predictor: Predictor
     version: str
     candidate: Candidate | None = None
+    profile: Profile | None = None
+
+
+class KeyedAnswers(NamedTuple):
+    """What one key's model made of its trips in a batch, for the drift monitors:
+    ``seconds`` (NaN where it failed) for the batch's checked rows ``rows``."""
+
+    key: str
+    version: str
+    profile: Profile | None
+    rows: np.ndarray
+    seconds: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -175,6 +189,7 @@ class BatchResult:
     keyed_candidate_unfit: dict[str, UnfitModel] = field(default_factory=dict)  # by key
     keyed_rollouts: list[KeyedRollout] = field(default_factory=list)  # a key's candidate's
     # batch, for its rollout's evidence
+    keyed_answers: list[KeyedAnswers] = field(default_factory=list)  # each key's model's
 
 
 class KeyedRollout(NamedTuple):
@@ -338,6 +353,8 @@ def _score_keyed(routing: Routing, records: list[dict[str, Any]],
             continue
         ok = usable(made)
         made = np.where(ok, made, np.nan)
+        result.keyed_answers.append(KeyedAnswers(key, model.version, model.profile, where,
+                                                 made))
         versions: tuple[str, ...] = (model.version,)
         seconds = [made]
         by_candidate = np.zeros(where.size, dtype=bool)

@@ -204,7 +204,7 @@ class LiveEvaluator:
                  entry[0].startswith(_KEYED_MARK)]
         if keyed:
             made = made[:len(made) - len(keyed)]
-            self._complete_keyed(keyed, made[0] if made else None, actual_s)
+            self._complete_keyed(keyed, made[0] if made else None, actual_s, pickup_day)
         if self._drift is not None and pickup_day is not None:
             for version, predicted_s in made:
                 self._drift.outcome(version, pickup_day, predicted_s, actual_s)
@@ -219,17 +219,23 @@ class LiveEvaluator:
         self.joined += 1
 
     def _complete_keyed(self, keyed: list[tuple[str, float]],
-                        fleet: tuple[str, float] | None, actual_s: float) -> None:
-        """A keyed model's prediction, judged against the fleet champion's on the trip;
-        during its key's rollout, its candidate's, paired with it for the evidence."""
+                        fleet: tuple[str, float] | None, actual_s: float,
+                        pickup_day: int | None) -> None:
+        """A keyed model's prediction, judged against the fleet champion's on the trip
+        and counted for its drift monitor; during its key's rollout, its candidate's,
+        paired with it for the evidence."""
         (label, champion_s), *candidate = keyed
         error_s = abs(champion_s - actual_s)
         self._metrics.live_abs_error_minutes.labels(KEYED).observe(error_s / 60.0)
         if fleet is not None:
             self._metrics.paired_diff_seconds.labels(fleet[0], KEYED).observe(
                 error_s - abs(fleet[1] - actual_s))
+        if label == KEYED:  # stored before keyed rollouts: no key, no version
+            return
+        _, key, champion = label.split(_KEYED_MARK)
+        if self._drift is not None and pickup_day is not None:
+            self._drift.outcome(champion, pickup_day, champion_s, actual_s, key=key)
         if candidate and self._evidence is not None:
-            _, key, champion = label.split(_KEYED_MARK)
             _, _, version = candidate[0][0].split(_KEYED_MARK)
             self._evidence.paired(champion, error_s, version,
                                   abs(candidate[0][1] - actual_s), key=key)

@@ -161,7 +161,7 @@ class KeyedModels:
                 if loaded is not None:
                     self._loaded.move_to_end(key)
                     found[key] = Keyed(loaded.version.model, loaded.version.version,
-                                       self._candidate(key))
+                                       self._candidate(key), loaded.version.profile)
                     wants = self._missing_candidate(key) is not None
                     retry = self._retry.get((key, True))
                 elif key in self._announced and key not in self._refused:

@@ -358,6 +358,7 @@ class ScoringLoop:
         if loaded.profile is not None and result.columns:
             self._drift.requests(loaded.version, loaded.profile, result.columns,
                                  result.champion_seconds)
+            self._drift.keyed_requests(loaded.profile, result.columns, result.keyed_answers)
         topics = self._s.topics
         for out in result.predictions:
             writer.produce(topics.predictions, key=out.key, value=out.value,

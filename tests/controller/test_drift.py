@@ -174,6 +174,23 @@ def test_a_restarted_tracker_repeats_neither_findings_nor_requests(
     assert restarted.events(_champion(), "controller", NOW) == []
 
 
+def test_a_keyed_models_traffic_is_judged_as_a_model_of_its_own(
+        quick_model: Path, ten_days: list[Trip]) -> None:
+    tracker = _tracker(quick_model, retrain_settle_days=0)
+    for window in _windows(quick_model, ten_days):  # the fleet model's: no drift
+        tracker.window(window)
+    for window in _windows(quick_model, _shifted(ten_days, 6, passengers=5)):  # key 132's
+        tracker.window(dataclasses.replace(window, model_key="132"))
+    assert tracker.events(_champion(), "controller", NOW) == []
+    keyed = dataclasses.replace(_champion(), key="132", routed_by="pickup_zone_id")
+    events = tracker.events(keyed, "controller", NOW)
+    assert {(e.kind, e.model_name, e.model_key) for e in events} == {
+        ("drift_detected", "trips", "132"), ("retrain_requested", "trips", "132")}
+    request = next(e.retrain for e in events if e.retrain is not None)
+    assert request.request_id.startswith("retrain-trips-132-v1-")
+    assert "inputs.passenger_count" in request.reason
+
+
 def test_an_open_request_holds_back_a_second_until_answered_or_expired(
         quick_model: Path) -> None:
     tracker = _tracker(quick_model, retrain_timeout_days=14)
@@ -225,3 +242,10 @@ def test_a_profile_is_read_only_from_the_storage_roots_and_by_its_own_name(
         read_profile(storage, dataclasses.replace(state, storage_uri=f"file://{quick_model}/"))
     with pytest.raises(ArtifactError, match=r"is not edml_profile\.json"):
         read_profile(storage, dataclasses.replace(state, profile="../../secrets.json"))
+    # a keyed model's, from its own key's folder only
+    keyed_uri = artifact_uri(storage.uri, "trips", "v1", key="132")
+    FileStore().upload_dir(quick_model, keyed_uri)
+    keyed = dataclasses.replace(state, key="132", storage_uri=keyed_uri)
+    assert read_profile(storage, keyed).to_json() == stored.to_json()
+    with pytest.raises(ArtifactError, match=r"not the folder of trips\[132\] v1"):
+        read_profile(storage, dataclasses.replace(keyed, storage_uri=uri))

@@ -47,11 +47,12 @@ def _following(settings: RetrainSettings) -> Iterator[None]:
         thread.join(30)
 
 
-def _ask(kafka: KafkaSettings, topics: TopicSettings, request: RetrainRequest) -> None:
+def _ask(kafka: KafkaSettings, topics: TopicSettings, request: RetrainRequest,
+         key: str | None = None) -> None:
     prod = producer(kafka)
     prod.produce(topics.model_events, key=b"trips", value=CODEC.encode(ModelEvent(
-        "trips", "v1", "retrain_requested", "controller", datetime.now(UTC),
-        retrain=request)))
+        "trips", request.champion_version, "retrain_requested", "controller",
+        datetime.now(UTC), retrain=request, model_key=key)))
     flush_or_raise(prod, 30)
 
 
@@ -89,3 +90,36 @@ def test_a_request_becomes_a_shadow_candidate_trained_on_its_window_from_the_top
     # quick run's cap)
     assert rows["train"] == sum(1 for r, _ in trips if r.pickup_datetime.day <= 11)
     assert made["start"] == "warm"  # from v1's own Keras model, kept in its artifact
+
+
+def test_a_keyed_models_request_is_trained_on_its_keys_trips_and_becomes_its_candidate(
+    quick_model: Path, publisher: PublisherSettings, kafka: KafkaSettings,
+    topics: TopicSettings, gcs: StorageSettings, tmp_path: Path,
+) -> None:
+    publish(quick_model, "trips", publisher, version="v1", routed_by="pickup_zone_id")
+    publish(quick_model, "trips", publisher, version="k1", key="237")
+    trips = [t for t in real_trips(20_000, "keyed") if t[0].pickup_datetime.day <= 14]
+    send(kafka, topics.records, [r for r, _ in trips])
+    send(kafka, topics.actuals, [a for _, a in trips])
+    request = RetrainRequest("retrain-trips-237-k1-20191014", "inputs.passenger_count",
+                             date(2019, 10, 1), date(2019, 10, 14), "k1")
+    settings = RetrainSettings(kafka=kafka, topics=topics, storage=gcs, quick=True,
+                               work_dir=tmp_path / "retrain", git_commit="0123abcd",
+                               group_id=f"retrainer-{topics.records}")
+    with _following(settings):
+        _ask(kafka, topics, request, key="237")
+        wait_for(lambda: (s := current_state(publisher, "trips", "237")) is not None
+                 and s.rollout is not None, 120, "a candidate for key 237")
+    keyed = current_state(publisher, "trips", "237")
+    assert keyed is not None and keyed.version == "k1" and keyed.rollout is not None
+    assert keyed.rollout.mode == SHADOW and keyed.rollout.candidate.key == "237"
+    assert keyed.rollout.candidate.retrain_request == request.request_id
+    fleet = current_state(publisher, "trips")
+    assert fleet is not None and fleet.version == "v1" and fleet.rollout is None
+    made = json.loads((tmp_path / "retrain" / request.request_id / "saved_model"
+                       / "edml_model.json").read_text())
+    mine = sum(1 for r, _ in trips if r.pickup_zone_id == 237)
+    assert made["rows"]["read"] == len(trips)  # the window's, from the topics
+    assert made["rows"]["after_cleaning"] == made["rows"]["train"] + \
+        made["rows"]["validation"] == mine  # the key's alone were trained on
+    assert made["cleaning"]["dropped"]["pickup_zone_id is not 237"] == len(trips) - mine

@@ -3,6 +3,7 @@ bins of its reference profile, drained as windows that add up across workers."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -10,8 +11,10 @@ import numpy as np
 import pytest
 
 from edml.columns import input_columns
+from edml.contracts import DriftWindow
 from edml.profile import Profile
 from edml.samples import SIGNATURE, smoke_requests
+from services.batch import KeyedAnswers
 from services.drift import DriftMonitor
 
 pytestmark = pytest.mark.tf
@@ -47,3 +50,36 @@ def test_a_row_the_champion_failed_counts_as_a_request_but_not_as_a_prediction(
     [window] = monitor.drain(datetime(2019, 10, 21, tzinfo=UTC))
     assert window.requests == 1 and sum(window.histograms["hour_of_week"]) == 1
     assert sum(window.histograms["prediction"]) == 0
+
+
+def _as_records(windows: list[DriftWindow]) -> dict[tuple[str | None, str, date], object]:
+    return {(w.model_key, w.model_version, w.day): (w.requests, w.histograms,
+                                                     w.latest_pickup) for w in windows}
+
+
+def test_keyed_models_traffic_is_counted_per_key_as_each_would_count_its_own_rows(
+        quick_model: Path) -> None:
+    profile = Profile.read(quick_model)
+    assert profile is not None
+    # another binning (other distance edges): its key's rows are binned apart
+    other = dataclasses.replace(profile, distance_edges=(1.0, 5.0),
+                                reference={**profile.reference, "centroid_distance":
+                                           np.zeros(3, dtype=np.int64)})
+    requests = smoke_requests() * 3
+    columns = input_columns(SIGNATURE).from_requests(requests)
+    seconds = np.linspace(300.0, 2400.0, len(requests))
+    seconds[4] = np.nan  # its model failed that row
+    groups = [("a", "a1", profile, np.array([0, 2, 4, 9])),
+              ("b", "b7", other, np.array([1, 3, 5, 6, 14])),
+              ("c", "c1", None, np.array([7]))]  # no profile: not counted
+    together = DriftMonitor("trips", "worker-0")
+    together.keyed_requests(profile, columns, [
+        KeyedAnswers(key, version, p, rows, seconds[rows]) for key, version, p, rows in groups])
+    apart = DriftMonitor("trips", "worker-0")
+    for key, version, p, rows in groups[:2]:  # what each key's own count would be
+        apart.requests(version, p, {name: column[rows] for name, column in columns.items()},
+                       seconds[rows], key=key)
+    now = datetime(2019, 10, 21, tzinfo=UTC)
+    counted = _as_records(together.drain(now))
+    assert counted == _as_records(apart.drain(now))
+    assert {key for key, _, _ in counted} == {"a", "b"}

@@ -15,7 +15,7 @@ from controller.controller import running
 from controller.settings import ControllerSettings
 from edml.artifacts import artifact_uri
 from edml.codec import Codec
-from edml.contracts import RolloutPolicy, ShadowPredictions, TripPrediction
+from edml.contracts import DriftWindow, RolloutPolicy, ShadowPredictions, TripPrediction
 from edml.kafka import read_partition
 from edml.model_log import latest_keyed, read_model_log
 from edml.settings import KafkaSettings, StorageSettings, TopicSettings
@@ -56,6 +56,15 @@ def _routed_fleet(quick_model: Path, longer_model: Path, publisher: PublisherSet
 
 def _by_trip(kafka: KafkaSettings, topics: TopicSettings) -> dict[str, TripPrediction]:
     return {p.trip_id: p for p in read_outputs(kafka, topics).predictions}
+
+
+def _drift_counts(kafka: KafkaSettings, topics: TopicSettings, key: str, version: str
+                  ) -> tuple[int, int]:
+    """Requests and joined trips of ``key``'s ``version`` in the drift windows so far."""
+    windows = [w for m in read_partition(kafka, topics.evaluations)
+               if (w := CODEC.decode_if(m.value() or b"", DriftWindow)) is not None
+               and (w.model_key, w.model_version) == (key, version)]
+    return sum(w.requests for w in windows), sum(w.joined for w in windows)
 
 
 def _loaded(worker: Worker, count: int) -> None:
@@ -208,6 +217,12 @@ def test_a_keys_candidate_in_shadow_is_judged_on_its_keys_trips_and_promoted_by_
     d = decision.decision
     assert d is not None and d.rule == "better" and d.paired == len(diffs)
     assert d.mean_diff_seconds == pytest.approx(sum(diffs) / len(diffs))
+    # the key's model's traffic went to the drift monitors as a model of its own: every
+    # trip it answered, and every one joined with its actual
+    wait_for(lambda: _drift_counts(kafka, topics, str(B), "b1")[1] == len(trips), 30,
+             "the key's drift windows")
+    answered = sum(1 for p in main.values() if (p.model_version, p.model_key) == ("b1", str(B)))
+    assert _drift_counts(kafka, topics, str(B), "b1") == (answered, len(trips))
 
     after = [r for r in real_requests(600, "after") if r.pickup_zone_id in (B, D)]
     send(kafka, topics.records, after)  # b2 answers B's trips now; the fleet model D's
