@@ -102,8 +102,11 @@ class RolloutController:
             return
         try:
             if topic == self._s.topics.models:
-                if msg.value() is not None:
-                    self._codec.decode(msg.key() or b"", ModelKey)
+                model = self._codec.decode(msg.key() or b"", ModelKey)
+                if msg.value() is None:  # a keyed model withdrawn: nothing to judge
+                    if model.key is not None:
+                        self._states.pop((model.name, model.key), None)
+                else:
                     state = self._codec.decode(msg.value() or b"", ModelMetadata)
                     self._states[(state.name, state.key)] = state
                     self._drift.state(state)

@@ -33,12 +33,17 @@ def read_model_log(kafka: KafkaSettings, topic: str, codec: Codec) -> list[Model
     """Every readable model event of the topic, oldest first.
 
     An event that does not decode is logged and skipped: one bad event must not hide the
-    model every instance should serve.
+    model every instance should serve. A keyed model's tombstone withdraws it: its earlier
+    events are left out, as compaction would remove them.
     """
-    entries = []
+    entries: list[ModelEntry] = []
     for msg in read_partition(kafka, topic):
         value = msg.value()
-        if value is None:  # a tombstone: the name was withdrawn
+        if value is None:  # a tombstone: a keyed model withdrawn (a fleet one is refused)
+            withdrawn = _keyed_tombstone(codec, msg.key())
+            if withdrawn is not None:
+                entries = [e for e in entries
+                           if (e.metadata.name, e.metadata.key) != withdrawn]
             continue
         try:
             codec.decode(msg.key() or b"", ModelKey)
@@ -49,6 +54,15 @@ def read_model_log(kafka: KafkaSettings, topic: str, codec: Codec) -> list[Model
             continue
         entries.append(ModelEntry(msg.offset() or 0, metadata, msg.timestamp()[1]))
     return entries
+
+
+def _keyed_tombstone(codec: Codec, key: bytes | None) -> tuple[str, str] | None:
+    """The keyed model a tombstone's key names, if it names one."""
+    try:
+        model = codec.decode(key or b"", ModelKey)
+    except DecodeError:
+        return None
+    return None if model.key is None else (model.name, model.key)
 
 
 def latest_per_name(entries: Iterable[ModelEntry]) -> dict[str, ModelEntry]:

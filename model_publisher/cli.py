@@ -142,6 +142,15 @@ def _promote(args: argparse.Namespace) -> int:
     return 0
 
 
+def _withdraw(args: argparse.Namespace) -> int:
+    from model_publisher.models import withdraw
+
+    offset = withdraw(_settings(), args.name, args.key)
+    print(f"{args.name}[{args.key}]: withdrawn (offset {offset}); the fleet model answers "
+          "its trips")
+    return 0
+
+
 def _list(args: argparse.Namespace) -> int:
     from model_publisher.models import latest
 
@@ -262,5 +271,12 @@ def register(sub: Any) -> None:
                       "is verified in storage first)")
     back.add_argument("--key", metavar="KEY", help="roll back the family's keyed model KEY")
     back.set_defaults(handler=_rollback)
+    out = verbs.add_parser("withdraw", help="withdraw a keyed model: the fleet model "
+                           "answers its key's trips again")
+    out.add_argument("name", metavar="NAME")
+    out.add_argument("--key", metavar="KEY", required=True,
+                     help="the family's keyed model to withdraw (a fleet model is replaced "
+                     "by publishing, never withdrawn)")
+    out.set_defaults(handler=_withdraw)
     verbs.add_parser("version", help="print a new version name (what publish would choose), "
                      "for a CI pipeline to pass between stages").set_defaults(handler=_version)

@@ -18,10 +18,11 @@ from edml.model_log import ModelEntry, latest_per_name, read_model_log
 from edml.serving_state import champion, promoted, rolled_back
 from edml.storage import open_store
 from edml.verdict import evidence_of, summarize, verdict
-from model_publisher.publish import Published, announce, current_state
+from model_publisher.publish import Published, announce, current_state, withdraw_keyed
 from model_publisher.settings import PublisherSettings
 
-__all__ = ["Status", "history", "latest", "promote", "rollback", "status", "verify_stored"]
+__all__ = ["Status", "history", "latest", "promote", "rollback", "status", "verify_stored",
+           "withdraw"]
 
 log = get_logger(__name__)
 
@@ -73,6 +74,16 @@ def promote(settings: PublisherSettings, name: str, by: str = "promote",
           offset=offset,
           previous=state.previous.version if state.previous else None)
     return Published(state, offset)
+
+
+def withdraw(settings: PublisherSettings, name: str, key: str) -> int:
+    """Withdraw ``name``'s keyed model ``key``: the fleet model answers its trips from
+    the next batch on; its versions stay stored. Returns the tombstone's offset."""
+    state = _state(settings, name, key)
+    offset = withdraw_keyed(settings, name, key)
+    event(log, "model.withdrawn", model=state.label, version=state.version, offset=offset,
+          candidate=state.candidate.version if state.candidate else None)
+    return offset
 
 
 def rollback(settings: PublisherSettings, name: str, to_version: str | None = None,

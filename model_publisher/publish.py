@@ -94,15 +94,27 @@ def announce(settings: PublisherSettings, metadata: ModelMetadata,
     its offset once delivered. The stamp is when the state took effect: batch scoring as of
     a trip's time reads it."""
     codec = Codec.from_settings(settings.registry)
+    return _produce(settings, codec.encode(ModelKey(metadata.name, metadata.key)),
+                    codec.encode(metadata), at)
+
+
+def withdraw_keyed(settings: PublisherSettings, name: str, key: str) -> int:
+    """Produce the tombstone of ``name``'s keyed model ``key`` (its trips go to the fleet
+    model); return its offset once delivered."""
+    codec = Codec.from_settings(settings.registry)
+    return _produce(settings, codec.encode(ModelKey(name, key)), None)
+
+
+def _produce(settings: PublisherSettings, key: bytes, value: bytes | None,
+             at: datetime | None = None) -> int:
     delivered: dict[str, Any] = {}
 
     def on_delivery(error: Any, message: Any) -> None:
-        delivered["error"], delivered["offset"] = error, message.offset() if message else None
+        delivered["error"], delivered["offset"] = error, \
+            message.offset() if message is not None else None  # a tombstone has len 0
 
     prod = producer(settings.kafka)
-    prod.produce(settings.topics.models,
-                 key=codec.encode(ModelKey(metadata.name, metadata.key)),
-                 value=codec.encode(metadata), on_delivery=on_delivery,
+    prod.produce(settings.topics.models, key=key, value=value, on_delivery=on_delivery,
                  timestamp=0 if at is None else int(at.timestamp() * 1000))  # 0: now
     flush_or_raise(prod, settings.kafka.request_timeout_s)
     if delivered.get("error") is not None:

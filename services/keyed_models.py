@@ -134,6 +134,24 @@ class KeyedModels:
               candidate=wanted.version if wanted else None,
               mode=metadata.rollout.mode if metadata.rollout else None)
 
+    def withdraw(self, key: str) -> None:
+        """The key's model is withdrawn: its trips go to the fleet model from the next
+        batch, and its models leave memory."""
+        with self._changed:
+            self._announced.pop(key, None)
+            self._asked.pop(key, None)
+            self._refused.pop(key, None)
+            self._refused_candidates.pop(key, None)
+            self._retry.pop((key, False), None)
+            self._retry.pop((key, True), None)
+            loaded = self._loaded.pop(key, None)
+            if loaded is not None:
+                self._bytes -= loaded.bytes
+                self._drop_candidate(key)
+                self._dropped = True
+            self._show()
+        event(log, "keyed_model.withdrawn", key=key, was_loaded=loaded is not None)
+
     def _promote(self, key: str) -> None:
         """The key's candidate replaces its model (the caller holds the lock)."""
         self._bytes -= self._loaded[key].bytes

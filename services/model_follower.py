@@ -22,7 +22,7 @@ from collections.abc import Callable
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
 from edml.codec import Codec
-from edml.contracts import ModelKey, ModelMetadata
+from edml.contracts import ModelKey, ModelMetadata, model_label
 from edml.errors import DecodeError
 from edml.kafka import consumer
 from edml.logs import event, get_logger
@@ -46,10 +46,12 @@ class ModelFollower:
     def __init__(self, kafka: KafkaSettings, topic: str, table: ModelTable, codec: Codec,
                  on_update: Callable[[ModelMetadata], None],
                  on_caught_up: Callable[[], None] = lambda: None,
-                 on_bad_event: Callable[[int, str], None] = lambda offset, why: None) -> None:
+                 on_bad_event: Callable[[int, str], None] = lambda offset, why: None,
+                 on_withdrawn: Callable[[ModelKey], None] = lambda model: None) -> None:
         self._kafka, self._topic, self._table, self._codec = kafka, topic, table, codec
         self._on_update, self._on_caught_up, self._on_bad_event = (
             on_update, on_caught_up, on_bad_event)
+        self._on_withdrawn = on_withdrawn
         self.caught_up = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="model-follower", daemon=True)
@@ -128,8 +130,7 @@ class ModelFollower:
         offset, key, value = msg.offset() or 0, msg.key(), msg.value()
         mark = event_mark(self._topic, msg)
         if value is None:
-            self._table.advance(offset, mark)
-            self._bad(offset, "a null value (a tombstone) on the model topic")
+            self._tombstone(offset, key, mark)
             return
         try:
             self._codec.decode(key or b"", ModelKey)
@@ -143,6 +144,26 @@ class ModelFollower:
               offset=offset, live=self.caught_up.is_set())
         if self.caught_up.is_set():  # before catch-up only the final state counts
             self._on_update(metadata)
+
+    def _tombstone(self, offset: int, key: bytes | None, mark: bytes) -> None:
+        """A keyed model's tombstone withdraws it (``edml models withdraw``); a fleet
+        model is replaced, never withdrawn: its tombstone is refused, and it serves on."""
+        try:
+            model = self._codec.decode(key or b"", ModelKey)
+        except DecodeError as exc:
+            self._table.advance(offset, mark)
+            self._bad(offset, f"a tombstone with an undecodable key: {exc}")
+            return
+        if model.key is None:
+            self._table.advance(offset, mark)
+            self._bad(offset, f"a null value (a tombstone) for the fleet model {model.name}: "
+                      "a fleet model is replaced by publishing, never withdrawn")
+            return
+        self._table.withdraw(offset, model.name, model.key, mark)
+        event(log, "model_event.withdrawn", model=model_label(model.name, model.key),
+              offset=offset, live=self.caught_up.is_set())
+        if self.caught_up.is_set():
+            self._on_withdrawn(model)
 
     def _bad(self, offset: int, why: str) -> None:
         event(log, "model_event.rejected", logging.WARNING, topic=self._topic, offset=offset,

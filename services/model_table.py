@@ -60,6 +60,11 @@ class ModelTable:
         self._db[_model_key(metadata.name, metadata.key)] = self._codec.encode(metadata)
         self.advance(offset, mark)
 
+    def withdraw(self, offset: int, name: str, key: str, mark: bytes = b"") -> None:
+        """A keyed model withdrawn (a tombstone): its key has no model from now on."""
+        self._db.delete(_model_key(name, key))
+        self.advance(offset, mark)
+
     def retire(self, metadata: ModelMetadata) -> None:
         """Remember that this exact artifact is unfit, across restarts."""
         self._db[_retired_key(metadata)] = b"1"

@@ -13,7 +13,7 @@ from typing import Any
 from mode import Service
 
 from edml.codec import Codec
-from edml.contracts import ModelEvent, ModelMetadata
+from edml.contracts import ModelEvent, ModelKey, ModelMetadata
 from edml.errors import EdmlError
 from edml.kafka import flush_or_raise, producer
 from edml.loader import ModelLoader
@@ -60,7 +60,7 @@ class ScoringService(Service):
                                  self._tell_keyed)
         self.follower = ModelFollower(settings.kafka, settings.topics.models, self.table,
                                       self.codec, self._offer, self._caught_up,
-                                      self.swapper.reject)
+                                      self.swapper.reject, self._withdrawn)
         self._begun = False
         self._announced = threading.Event()  # the caught-up table names a version to load
         self.scoring = ScoringLoop(settings, self.slot, self.follower.caught_up, self.codec,
@@ -74,6 +74,11 @@ class ScoringService(Service):
             self.keyed.announce(metadata)
         else:
             self.swapper.offer(metadata)
+
+    def _withdrawn(self, model: ModelKey) -> None:
+        """A keyed model of the served family withdrawn: its key goes to the fleet model."""
+        if model.name == self.settings.model_name and model.key is not None:
+            self.keyed.withdraw(model.key)
 
     def _caught_up(self) -> None:
         """The model table holds the topic's final state: offer only its latest version

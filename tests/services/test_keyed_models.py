@@ -267,3 +267,19 @@ def test_a_keyed_candidate_unfit_on_a_batch_leaves_and_its_key_keeps_its_model(
         assert keyed.serving(["5"])["5"].candidate is None
     time.sleep(0.1)
     assert loader.loads == [("5", "k1"), ("5", "k2")]  # not loaded again
+
+
+def test_a_withdrawn_key_leaves_memory_and_is_not_loaded_again(
+        tmp_path: Path, told: list[tuple[str | None, str, str]],
+        stopping: list[KeyedModels]) -> None:
+    keyed, loader, metrics = _keyed_models(tmp_path, told, models_fit=3)
+    stopping.append(keyed)
+    keyed.announce(_rollout("5", "k1", "k2"))
+    keyed.serving(["5"])
+    _until(lambda: _candidate(keyed, "5") is not None)
+    keyed.withdraw("5")
+    for _ in range(3):
+        assert keyed.serving(["5"]) == {}  # the fleet model answers its trips
+    time.sleep(0.1)
+    assert loader.loads == [("5", "k1"), ("5", "k2")]
+    assert (metrics.keyed_loaded._value.get(), metrics.keyed_bytes._value.get()) == (0, 0)

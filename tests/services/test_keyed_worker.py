@@ -19,6 +19,7 @@ from edml.contracts import DriftWindow, RolloutPolicy, ShadowPredictions, TripPr
 from edml.kafka import read_partition
 from edml.model_log import latest_keyed, read_model_log
 from edml.settings import KafkaSettings, StorageSettings, TopicSettings
+from model_publisher.models import withdraw
 from model_publisher.publish import announce, publish
 from model_publisher.settings import PublisherSettings
 from tests.services.workers import (
@@ -124,6 +125,18 @@ def test_trips_reach_their_keys_models_the_rest_fall_back_and_a_new_key_version_
             trip.pickup_zone_id]
     during = {(got[t.trip_id].model_version, t.pickup_zone_id) for t in sender.sent}
     assert during <= {("a1", A), ("a2", A), ("b1", B), ("v1", D), ("v1", A), ("v1", B)}
+
+    # A's model withdrawn: the fleet model answers A's trips again, B keeps its own
+    withdraw(publisher, "trips", str(A))
+    assert str(A) not in latest_keyed(read_model_log(kafka, topics.models, CODEC), "trips")
+    sent = len(warm_up) + len(trips) + len(sender.sent) + len(after)
+    wait_for(lambda: worker.metric("edml_keyed_models_loaded") == 2, 30, "A's model out")
+    last = [r for r in real_requests(600, "withdrawn") if r.pickup_zone_id in (A, B)]
+    send(kafka, topics.records, last)
+    all_outcomes(kafka, topics, sent + len(last))
+    got = _by_trip(kafka, topics)
+    assert {(got[r.trip_id].model_version, got[r.trip_id].fallback, r.pickup_zone_id)
+            for r in last} == {("v1", True, A), ("b1", False, B)}
     assert read_outputs(kafka, topics).dead_letters == []
 
 
