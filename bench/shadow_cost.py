@@ -3,8 +3,9 @@ scoring with the champion and a candidate in shadow, on the same records in the 
 
     .venv/bin/python bench/shadow_cost.py [--model DIR] [--seconds 10] [--rounds 2]
 
-Each round runs one contender for ``--seconds`` of steady work: micro-batches of 1,000 real
-requests through ``services.batch.score_batch`` (decode, check, model call(s), encode), every
+Each round runs one contender for ``--seconds`` of steady work: micro-batches of real
+requests, the worker's batch size (``EDML_SCORING_BATCH_SIZE``'s default), through
+``services.batch.score_batch`` (decode, check, model call(s), encode), every
 output produced to a local broker with the worker's producer settings and delivery
 callback (the main topic; the shadow topic too for the candidate), as the worker does. The
 figure is the process's CPU time (all threads: TensorFlow's and librdkafka's included) per
@@ -28,12 +29,11 @@ from confluent_kafka import KafkaError, Producer
 from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
 
 from bench.common import CODEC, model_dir, requests, stamp
+from bench.contenders.common import BATCH
 from edml.kafka import OUTPUT_PRODUCER, ensure_topics, flush_or_raise, producer
 from edml.local import LocalStack
 from edml.savedmodel import LoadedModel, load_savedmodel
 from services.batch import Candidate, score_batch
-
-BATCH = 1000
 
 
 @dataclass

@@ -2,7 +2,7 @@
 a steady 1,000 requests/s and a model swap under that load.
 
     .venv/bin/python bench/throughput.py [--seconds 10] [--warmup 5] [--rounds 2]
-                                         [--records 2500000] [--model DIR] [--skip-quix]
+                                         [--records 4000000] [--model DIR] [--skip-quix]
 
 Every contender reads the same real requests (one topic of four partitions, filled once,
 read from the start by each round's own consumer group) on the same local broker and
@@ -17,6 +17,7 @@ median records/s with the rounds' range, against the ceiling and against edml.
                      ceiling for any consumer that writes one message per record
   confluent loop     consume -> score_batch -> produce -> commit, no framework
   edml               one ``edml serve`` worker
+  edml, batch 1000   the same with micro-batches of 1,000 (the default before 5,000)
   edml, no evaluation  the same with the live evaluation off (its join store and changelog)
   edml, 2 workers    two workers of one group on the four partitions
   quix, batching     Quix Streams at its best: a BatchingSink scoring each checkpoint's
@@ -237,6 +238,8 @@ def _contenders(kafka: KafkaSettings, storage_uri: str, model: Path, models_topi
                                        kafka.bootstrap, r.source, r.sink, r.group,
                                        str(model)], None)],
         OURS: workers(1),
+        # the batch size before 5,000 (what the larger batch buys)
+        "edml, batch 1000": workers(1, EDML_SCORING_BATCH_SIZE="1000"),
         # what the live evaluation (the join store and its changelog) costs
         "edml, no evaluation": workers(1, EDML_SCORING_EVALUATE="false"),
         "edml, 2 workers": workers(2),
@@ -348,7 +351,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=5.0,
                         help="seconds after a contender's first output, not measured")
     parser.add_argument("--rounds", type=int, default=2, help="rounds per contender (>= 2)")
-    parser.add_argument("--records", type=int, default=2_500_000,
+    parser.add_argument("--records", type=int, default=4_000_000,
                         help="requests in the shared topic: enough for the fastest contender")
     parser.add_argument("--model", type=Path)
     parser.add_argument("--skip-quix", action="store_true")

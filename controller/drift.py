@@ -121,6 +121,11 @@ class VersionWatch:
         self._quiet_until: dict[str, int] = {}
 
     @property
+    def counted(self) -> bool:
+        """Some worker has sent a window of this version's traffic."""
+        return bool(self._days)
+
+    @property
     def judged_through(self) -> date | None:
         """The last event-time day judged, if any."""
         return day_of(self._judged_through) if self._judged_through >= 0 else None
@@ -318,8 +323,9 @@ class DriftTracker:
         request where the policy asks for one."""
         key = (state.label, state.version)
         watch = self._watch(*key)
-        if watch.profile is None and not self._profile(state, watch, now):
-            return []
+        if watch.profile is None and (not watch.counted or not self._profile(state, watch,
+                                                                              now)):
+            return []  # a profile is read once there is traffic to judge (keys: thousands)
         out: list[ModelEvent] = []
         for finding in watch.findings():
             if (*key, finding.detector, finding.window_end) in self._seen:

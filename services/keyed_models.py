@@ -246,7 +246,9 @@ class KeyedModels:
             while not self._stop:
                 while self._queue:
                     key = self._queue.popleft()
-                    wanted = self._announced[key]
+                    wanted = self._announced.get(key)
+                    if wanted is None:
+                        continue  # withdrawn since it was queued
                     loaded = self._loaded.get(key)
                     if loaded is not None and not loaded.version.serves(wanted):
                         return wanted.version_only(), False  # a new version takes its place
@@ -293,7 +295,9 @@ class KeyedModels:
             return
         size = footprint_bytes(loaded.model.path)
         with self._changed:
-            state = self._announced[key]
+            state = self._announced.get(key)
+            if state is None:
+                return  # withdrawn meanwhile
             if candidate:
                 if state.candidate is None or not same_artifact(state.candidate, metadata) \
                         or key not in self._loaded:
@@ -343,6 +347,8 @@ class KeyedModels:
         wrong: refused until a new version of the key (or candidate) is announced."""
         outage = isinstance(exc, StorageError) and not isinstance(exc, ArtifactError)
         with self._changed:
+            if key not in self._announced:
+                return  # withdrawn meanwhile: nothing to retry or refuse
             if outage:
                 first, most = self._retry_waits_s
                 wait = min(max(2 * self._retry.get((key, candidate), (0.0, 0.0))[1], first),

@@ -8,10 +8,14 @@ import threading
 from collections.abc import Callable
 
 from edml.settings import KafkaSettings
+from services.settings import ScoringSettings
 
 # every contender's consumer group as the benchmarked workers' (bench.common.worker_env):
 # the local broker holds a join for about half the session, so start-ups compare fairly
 SESSION_TIMEOUT_MS, HEARTBEAT_INTERVAL_MS = 3000, 500
+# and the worker's micro-batch: the most records it takes at once, and how long it waits
+BATCH = int(ScoringSettings.model_fields["batch_size"].default)
+BATCH_WAIT_S = float(ScoringSettings.model_fields["batch_wait_s"].default)
 
 
 def kafka_settings(bootstrap: str) -> KafkaSettings:

@@ -8,22 +8,19 @@ from __future__ import annotations
 
 import sys
 
-from bench.contenders.common import kafka_settings, run_until_stopped
+from bench.contenders.common import BATCH, BATCH_WAIT_S, kafka_settings, run_until_stopped
 from edml.kafka import OUTPUT_PRODUCER, consumer, producer
-from services.settings import ScoringSettings
 
 
 def main(bootstrap: str, source: str, sink: str, group: str) -> None:
     kafka = kafka_settings(bootstrap)
-    batch = ScoringSettings.model_fields["batch_size"].default
-    wait_s = ScoringSettings.model_fields["batch_wait_s"].default
     reader = consumer(kafka, group, **{"enable.partition.eof": False,
-                                       "fetch.wait.max.ms": max(1, int(wait_s * 1000))})
+                                       "fetch.wait.max.ms": max(1, int(BATCH_WAIT_S * 1000))})
     writer = producer(kafka, **OUTPUT_PRODUCER)
     reader.subscribe([source])
 
     def step() -> None:
-        messages = [m for m in reader.consume(batch, wait_s) if m.error() is None]
+        messages = [m for m in reader.consume(BATCH, BATCH_WAIT_S) if m.error() is None]
         if messages:
             for m in messages:
                 writer.produce(sink, key=m.key(), value=m.value())

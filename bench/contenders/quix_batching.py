@@ -17,14 +17,14 @@ from typing import Any
 from quixstreams import Application
 from quixstreams.sinks import BatchingSink, SinkBatch
 
-from bench.contenders.common import HEARTBEAT_INTERVAL_MS, SESSION_TIMEOUT_MS
+from bench.contenders.common import BATCH, HEARTBEAT_INTERVAL_MS, SESSION_TIMEOUT_MS
 from edml.codec import Codec
 from edml.kafka import OUTPUT_PRODUCER, flush_or_raise, producer
 from edml.savedmodel import load_savedmodel
 from edml.settings import KafkaSettings
 from services.batch import score_batch
 
-_CHECKPOINT_RECORDS = 4000  # 1,000 a partition of the four: the worker's batch size
+_CHECKPOINT_RECORDS = 4 * BATCH  # the worker's batch size a partition, of the four
 
 
 class _Message:
