@@ -216,6 +216,13 @@ def _candidate(keyed: KeyedModels, key: str) -> tuple[str, str, float] | None:
     return None if c is None else (c.version, c.mode, c.weight)
 
 
+def _shadow_loaded(keyed: KeyedModels) -> None:
+    """Key 5's model k1 with k2 in shadow beside it, both loaded."""
+    keyed.announce(_rollout("5", "k1", "k2"))
+    keyed.serving(["5"])
+    _until(lambda: _candidate(keyed, "5") == ("k2", SHADOW, 0.0))
+
+
 def test_a_keys_candidate_loads_beside_its_model_and_a_promotion_needs_no_load(
         tmp_path: Path, told: list[tuple[str | None, str, str]],
         stopping: list[KeyedModels]) -> None:
@@ -238,9 +245,7 @@ def test_a_withdrawn_keyed_candidate_leaves_and_one_that_cannot_load_leaves_its_
         stopping: list[KeyedModels]) -> None:
     keyed, _, metrics = _keyed_models(tmp_path, told, models_fit=3, broken={"bad"})
     stopping.append(keyed)
-    keyed.announce(_rollout("5", "k1", "k2"))
-    keyed.serving(["5"])
-    _until(lambda: _candidate(keyed, "5") == ("k2", SHADOW, 0.0))
+    _shadow_loaded(keyed)
     keyed.announce(_keyed("5", "k1"))  # rolled back: the candidate withdrawn
     assert keyed.serving(["5"])["5"].candidate is None
     assert metrics.keyed_loaded._value.get() == 1
@@ -258,9 +263,7 @@ def test_a_keyed_candidate_unfit_on_a_batch_leaves_and_its_key_keeps_its_model(
         stopping: list[KeyedModels]) -> None:
     keyed, loader, _ = _keyed_models(tmp_path, told, models_fit=3)
     stopping.append(keyed)
-    keyed.announce(_rollout("5", "k1", "k2"))
-    keyed.serving(["5"])
-    _until(lambda: _candidate(keyed, "5") == ("k2", SHADOW, 0.0))
+    _shadow_loaded(keyed)
     keyed.unfit("5", UnfitModel("fails on everything"), candidate=True)
     assert ("5", "k2", "retired") in told
     for _ in range(3):
@@ -274,9 +277,7 @@ def test_a_withdrawn_key_leaves_memory_and_is_not_loaded_again(
         stopping: list[KeyedModels]) -> None:
     keyed, loader, metrics = _keyed_models(tmp_path, told, models_fit=3)
     stopping.append(keyed)
-    keyed.announce(_rollout("5", "k1", "k2"))
-    keyed.serving(["5"])
-    _until(lambda: _candidate(keyed, "5") is not None)
+    _shadow_loaded(keyed)
     keyed.withdraw("5")
     for _ in range(3):
         assert keyed.serving(["5"]) == {}  # the fleet model answers its trips
