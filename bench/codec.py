@@ -11,6 +11,9 @@ at the messages' ends: the hot path's), and fastavro reading the same records as
 container block (no per-message checks: for reference). Encode: 1,000 ``TripPrediction``
 messages by ``Codec.encode_record`` (fastavro), cavro's ``binary_encode``, the prediction
 writer a record at a time, and its column-wise ``encode_many`` (the hot path's).
+Changelog: a batch's 1,000 writes of the live-evaluation join store as one ``JoinChanges``
+message, by fastavro, by cavro (the hot path's before), and by ``Codec.encode_join_changes``
+(hand-written; a table laid out by numpy when the keys share a length): µs per change.
 
 Each contender runs ``--seconds`` of steady work per round, rounds interleaved; the table
 gives the median µs per message with the rounds' spread, and each against the first of
@@ -111,6 +114,29 @@ def _encoders() -> dict[str, Callable[[], object]]:
             "prediction writer, encode_many": writer_columns}
 
 
+def _changelog() -> dict[str, Callable[[], object]]:
+    """A batch's writes of the join store as one ``JoinChanges`` message: the keys of
+    trip ids of one form (UUIDs) and one model's packed predictions, as the worker logs."""
+    rng = np.random.default_rng(2)
+    keys = [b"p:" + bytes(rng.integers(97, 123, 36, dtype=np.uint8)) for _ in range(BATCH)]
+    values = [b"\x01\x02\x00v1" + bytes(rng.integers(0, 256, 8, dtype=np.uint8))
+              for _ in range(BATCH)]
+    mixed = [key[:2 + i % 30] for i, key in enumerate(keys)]  # ids of many lengths
+
+
+    def records() -> list[dict[str, bytes]]:
+        return [{"key": key, "value": value} for key, value in zip(keys, values, strict=True)]
+
+    return {
+        "Codec.encode_record (fastavro)": lambda: CODEC.encode_record(
+            "edml.JoinChanges", {"changes": records()}),
+        "Codec.encode_raw (cavro)": lambda: CODEC.encode_raw(
+            "edml.JoinChanges", {"changes": records()}),
+        "by hand, ids of many lengths": lambda: CODEC.encode_join_changes(mixed, values),
+        "by hand, ids of one length": lambda: CODEC.encode_join_changes(keys, values),
+    }
+
+
 def _round(work: Callable[[], object], seconds: float) -> float:
     """µs per message over ``seconds`` of calls, each call a batch of BATCH."""
     calls, started = 0, time.perf_counter()
@@ -127,7 +153,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.rounds < 2 or args.seconds < 10:
         parser.error("at least 2 rounds of at least 10 s each: a shorter run is not a figure")
-    groups = {"decode": _decoders(requests(BATCH)), "encode": _encoders()}
+    groups = {"decode": _decoders(requests(BATCH)), "encode": _encoders(),
+              "changelog": _changelog()}
     for contenders in groups.values():
         for work in contenders.values():
             work()  # warm: imports, schema caches

@@ -21,7 +21,7 @@ import struct
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 import cavro
 import fastavro
@@ -136,6 +136,26 @@ _PREDICTION_LAYOUT = [("trip_id", "string"), ("predicted_duration_seconds", "dou
                       ("model_key", "union"), ("fallback", "boolean")]
 
 
+# The schemas written by hand below, as their canonical forms' fingerprints: a changed
+# schema is written by cavro until its hand-written encoder follows.
+_BY_HAND = {
+    "edml.JoinChanges": _fingerprint(_parse({
+        "type": "record", "name": "JoinChanges", "namespace": "edml", "fields": [
+            {"name": "changes", "type": {"type": "array", "items": {
+                "type": "record", "name": "JoinChange", "fields": [
+                    {"name": "key", "type": "bytes"},
+                    {"name": "value", "type": ["null", "bytes"]}]}}}]})),
+    "edml.ShadowPredictions": _fingerprint(_parse({
+        "type": "record", "name": "ShadowPredictions", "namespace": "edml", "fields": [
+            {"name": "model_name", "type": "string"},
+            {"name": "model_version", "type": "string"},
+            {"name": "predicted_at", "type": "long"},
+            {"name": "trip_ids", "type": {"type": "array", "items": "string"}},
+            {"name": "predicted_duration_seconds", "type": {"type": "array", "items": "double"}},
+            {"name": "requested_at", "type": {"type": "array", "items": "long"}},
+            {"name": "model_key", "type": ["null", "string"]}]})),
+}
+
 _SMALL_LONGS = [bytes([(n << 1) ^ (n >> 63)]) for n in range(64)]  # 0..63: one byte
 
 
@@ -158,6 +178,56 @@ def _avro_long(n: int) -> bytes:
 def _avro_string(text: str) -> bytes:
     data = text.encode()
     return _avro_long(len(data)) + data
+
+
+def _avro_bytes(data: bytes) -> bytes:
+    return _avro_long(len(data)) + data
+
+
+_ARRAY_END = b"\x00"  # an array is blocks of (count, items) ended by an empty block
+
+
+def _array_head(count: int) -> bytes:
+    """The count of an array written as one block (nothing where it is empty)."""
+    return _avro_long(count) if count else b""
+
+
+def _bytes_column(items: Sequence[bytes]) -> bytes:
+    """Each of ``items`` as Avro bytes (or a string's UTF-8), one after the other."""
+    lengths = set(map(len, items))
+    if len(lengths) == 1 and (length := lengths.pop()) < 64:  # a length byte: a table
+        rows = np.empty((len(items), length + 1), dtype=np.uint8)
+        rows[:, 0] = length << 1
+        rows[:, 1:] = np.frombuffer(b"".join(items), np.uint8).reshape(len(items), length)
+        return rows.tobytes()
+    return b"".join([_avro_bytes(item) for item in items])
+
+
+def _join_changes(keys: Sequence[bytes], values: Sequence[bytes | None]) -> bytes:
+    """The items of a ``JoinChanges`` array: each key as Avro bytes, then the value's union
+    branch (0 null, 1 bytes) and the value."""
+    if keys and None not in values:
+        stored = cast(Sequence[bytes], values)
+        key_lengths, value_lengths = set(map(len, keys)), set(map(len, stored))
+        if len(key_lengths) == len(value_lengths) == 1:
+            (key_length,), (value_length,) = key_lengths, value_lengths
+            if key_length < 64 and value_length < 64:  # a length byte each: laid out by numpy
+                rows = np.empty((len(keys), key_length + value_length + 3), dtype=np.uint8)
+                rows[:, 0] = key_length << 1
+                rows[:, 1:key_length + 1] = np.frombuffer(b"".join(keys), np.uint8).reshape(
+                    len(keys), key_length)
+                rows[:, key_length + 1] = 2  # branch 1: bytes
+                rows[:, key_length + 2] = value_length << 1
+                rows[:, key_length + 3:] = np.frombuffer(b"".join(stored), np.uint8).reshape(
+                    len(keys), value_length)
+                return rows.tobytes()
+    small = _SMALL_LONGS
+    return b"".join([small[len(key)] + key + (b"\x00" if value is None else
+                                              b"\x02" + small[len(value)] + value)
+                     if len(key) < 64 and (value is None or len(value) < 64) else
+                     _avro_bytes(key) + (b"\x00" if value is None else
+                                         b"\x02" + _avro_bytes(value))
+                     for key, value in zip(keys, values, strict=True)])
 
 
 def _avro_longs(values: np.ndarray) -> list[bytes]:
@@ -271,6 +341,7 @@ class Codec:
         self._by_id: dict[int, dict[str, Any]] = {}
         self._raw_decoders: dict[tuple[bytes, str], RawDecoder] = {}
         self._raw_encoders: dict[str, Any] = {}  # cavro schemas by name
+        self._hand_written: dict[str, bool] = {}  # by schema name: see ``_by_hand``
         for schema in self._readers.values():
             self._by_fingerprint[_fingerprint(schema)] = schema
         if schemas is None:
@@ -345,6 +416,52 @@ class Codec:
 
     def encode(self, record: Record) -> bytes:
         return self.encode_record(record.SCHEMA, record.to_avro())
+
+    def _by_hand(self, name: str) -> _Writer | None:
+        """``name``'s writer where its schema is the one its hand-written encoder writes."""
+        writer = self._writer(name)
+        by_hand = self._hand_written.get(name)
+        if by_hand is None:
+            by_hand = self._hand_written[name] = _fingerprint(writer.schema) == _BY_HAND[name]
+        return writer if by_hand else None
+
+    def encode_join_changes(self, keys: Sequence[bytes], values: Sequence[bytes | None]
+                            ) -> bytes:
+        """One ``edml.JoinChanges`` message of the writes ``keys[i]`` = ``values[i]``
+        (None: a delete). Written by hand: the live evaluation logs a change for every
+        prediction, and cavro's dict per change cost 0.75 us where this costs 0.2, or 0.05
+        for a column of keys and of values of one length each (trip ids of one form, one
+        model's predictions); a test proves the bytes equal to fastavro's."""
+        writer = self._by_hand("edml.JoinChanges")
+        if writer is None:
+            return self.encode_raw("edml.JoinChanges", {"changes": [
+                {"key": key, "value": value} for key, value in zip(keys, values, strict=True)]})
+        return b"".join((writer.header, _array_head(len(keys)), _join_changes(keys, values),
+                         _ARRAY_END))
+
+    def encode_shadow_predictions(self, model_name: str, model_version: str,
+                                  predicted_ms: int, trip_ids: Sequence[str],
+                                  seconds: np.ndarray, requested_ms: np.ndarray,
+                                  model_key: str | None = None) -> bytes:
+        """One ``edml.ShadowPredictions`` message: a version's predictions of a batch's
+        trips as columns. Written by hand: cavro's lists cost 0.44 us a trip, which was a
+        sixth of what a shadow candidate adds to a batch; a test proves the bytes equal to
+        fastavro's."""
+        writer = self._by_hand("edml.ShadowPredictions")
+        if writer is None:
+            return self.encode_raw("edml.ShadowPredictions", {
+                "model_name": model_name, "model_version": model_version,
+                "predicted_at": predicted_ms, "trip_ids": list(trip_ids),
+                "predicted_duration_seconds": seconds.tolist(),
+                "requested_at": requested_ms.tolist(), "model_key": model_key})
+        head = _array_head(len(trip_ids))
+        return b"".join((
+            writer.header, _avro_string(model_name), _avro_string(model_version),
+            _avro_long(predicted_ms),
+            head, _bytes_column([trip_id.encode() for trip_id in trip_ids]), _ARRAY_END,
+            head, np.ascontiguousarray(seconds, dtype="<f8").tobytes(), _ARRAY_END,
+            head, *_avro_longs(requested_ms), _ARRAY_END,
+            b"\x00" if model_key is None else b"\x02" + _avro_string(model_key)))
 
     def prediction_writer(self, model_name: str, predicted_ms: int) -> PredictionWriter:
         """The encoder of ``edml.TripPrediction`` for one model and one ``predicted_at`` (a

@@ -16,7 +16,7 @@ import numpy as np
 
 from edml.codec import Codec
 from edml.columns import input_columns
-from edml.contracts import CANARY, DeadLetter, ShadowPredictions, TripRequest
+from edml.contracts import CANARY, DeadLetter, TripRequest
 from edml.errors import DecodeError, InvalidRecord, ModelError, UnfitModel
 from edml.profile import Profile
 from edml.routing import route_keys, source_column
@@ -511,11 +511,9 @@ def score_batch(messages: Sequence[Message], predictor: Predictor, model_name: s
         result.served_by[KEYED] = result.keyed
         result.request_times_ms[KEYED] = requested[keyed_rows]
     for key, version, where, shadow_seconds in keyed.shadowed:
-        result.shadow.append(Outcome(None, codec.encode_raw(ShadowPredictions.SCHEMA, {
-            "model_name": model_name, "model_version": version, "predicted_at": now_ms,
-            "trip_ids": [trip_ids[row] for row in where.tolist()],
-            "predicted_duration_seconds": shadow_seconds.tolist(),
-            "requested_at": requested[where].tolist(), "model_key": key})))
+        result.shadow.append(Outcome(None, codec.encode_shadow_predictions(
+            model_name, version, now_ms, [trip_ids[row] for row in where.tolist()],
+            shadow_seconds, requested[where], key)))
         result.shadowed_by[KEYED] += where.size
     fleet = ~keyed_rows
     for version, side, answers, unused, unused_ok, other in (
@@ -534,11 +532,9 @@ def score_batch(messages: Sequence[Message], predictor: Predictor, model_name: s
         # what the main topic did not carry, by version, as columns: one shadow message each
         shadowed = np.flatnonzero(side & unused_ok)
         if shadowed.size:
-            result.shadow.append(Outcome(None, codec.encode_raw(ShadowPredictions.SCHEMA, {
-                "model_name": model_name, "model_version": other, "predicted_at": now_ms,
-                "trip_ids": [trip_ids[row] for row in shadowed.tolist()],
-                "predicted_duration_seconds": unused[shadowed].tolist(),
-                "requested_at": requested[shadowed].tolist(), "model_key": None})))
+            result.shadow.append(Outcome(None, codec.encode_shadow_predictions(
+                model_name, other, now_ms, [trip_ids[row] for row in shadowed.tolist()],
+                unused[shadowed], requested[shadowed])))
             result.shadowed_by[other] = shadowed.size
     out = np.flatnonzero(answered)
     rows_out: list[int] = out.tolist()

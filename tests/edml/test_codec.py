@@ -11,6 +11,7 @@ from importlib import resources
 from typing import Any
 
 import fastavro
+import numpy as np
 import pytest
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
@@ -193,3 +194,66 @@ def test_the_fast_prediction_writer_writes_fastavros_bytes(registry: str | None)
         write = codec.prediction_writer("trip-duration", predicted)
         assert write.encode(trip_id, "0.1.0-20261125-abc1234", seconds,
                             requested, key, fallback) == expected
+
+
+@pytest.mark.parametrize("registry", [None, "registry"])
+def test_the_hand_written_join_changes_are_fastavros_bytes(registry: str | None) -> None:
+    codec = Codec(registry=MemoryRegistry() if registry else None)
+    edge = [b"", b"p:" + "é".encode() * 40, b"a:" + bytes(range(256)) * 40, b"k" * 63, b"k" * 64]
+    for keys, values in [
+        ([], []),
+        ([b"p:trip-1"], [None]),
+        (edge, [b"", None, b"\x01" + bytes(10_000), b"v" * 63, b"v" * 64]),
+        ([b"p:%d" % i for i in range(1000)], [b"%f" % (i / 7) for i in range(1000)]),
+        # keys of one length and values of one length: laid out as a table
+        ([b"p:%036d" % i for i in range(1000)], [struct.pack("<d", i / 7) for i in range(1000)]),
+        ([b"p:%036d" % i for i in range(3)], [b"v", None, b"w"]),
+        ([b"k" * 64] * 2, [b"v"] * 2), ([b"k"] * 2, [b"v" * 64] * 2), ([b""], [b""]),
+    ]:
+        expected = codec.encode_record("edml.JoinChanges", {"changes": [
+            {"key": key, "value": value} for key, value in zip(keys, values, strict=True)]})
+        assert codec.encode_join_changes(keys, values) == expected
+
+
+def _with_a_worker_field(name: str) -> Codec:
+    """A codec whose schema ``name`` has grown a field."""
+    schema = copy.deepcopy(json.loads(
+        resources.files("avro").joinpath(f"{name}.avsc").read_text()))
+    schema["fields"].append({"name": "worker", "type": "string", "default": "w0"})
+    return Codec({f"edml.{name}": fastavro.parse_schema(schema)})
+
+
+def test_the_hand_written_encoders_leave_a_changed_schema_to_the_schema() -> None:
+    codec = _with_a_worker_field("JoinChanges")
+    data = codec.encode_join_changes([b"p:a"], [b"x"])
+    assert codec.decode_record(data, "edml.JoinChanges") == {
+        "changes": [{"key": b"p:a", "value": b"x"}], "worker": "w0"}
+    codec = _with_a_worker_field("ShadowPredictions")
+    data = codec.encode_shadow_predictions("trips", "v2", 1_764_000_000_123, ["a"],
+                                           np.array([600.0]), np.array([1_764_000_000_000]))
+    assert codec.decode_record(data, "edml.ShadowPredictions")["worker"] == "w0"
+
+
+@pytest.mark.parametrize("registry", [None, "registry"])
+def test_the_hand_written_shadow_predictions_are_fastavros_bytes(registry: str | None) -> None:
+    codec = Codec(registry=MemoryRegistry() if registry else None)
+    rng = np.random.default_rng(7)
+    uuids = [f"{i:08x}-0000-4000-8000-{i:012x}" for i in range(500)]
+    for trip_ids, key in [
+        ([], None),
+        (uuids, None),  # ids of one length: laid out as a table
+        ([*uuids[:3], "", "é" * 40, "t" * 63, "t" * 64, "ü"], "132"),
+        (["x" * 200] * 2, ""),
+    ]:
+        seconds = rng.uniform(-1e300, 1e300, len(trip_ids))
+        requested = rng.integers(-2**62, 2**62, len(trip_ids))
+        if len(trip_ids) > 4:
+            seconds[:2], requested[:4] = [float("inf"), 0.0], [0, -1, 63, 64]
+        expected = codec.encode_record("edml.ShadowPredictions", {
+            "model_name": "trip-duration", "model_version": "0.1.0-20261125-abc1234",
+            "predicted_at": 1_764_000_000_123, "trip_ids": trip_ids,
+            "predicted_duration_seconds": seconds.tolist(),
+            "requested_at": requested.tolist(), "model_key": key})
+        assert codec.encode_shadow_predictions(
+            "trip-duration", "0.1.0-20261125-abc1234", 1_764_000_000_123, trip_ids, seconds,
+            requested, key) == expected

@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import numpy as np
+from rocksdict import Rdict
 
 from edml.codec import Codec
 from edml.event_time import day_number
@@ -190,4 +191,68 @@ def test_a_prediction_stored_as_text_by_an_earlier_release_still_joins(tmp_path:
     assert evaluator.restore([(b"p:a", b"v1\t600.0\tv2\t660.0")]) == 1
     evaluator.actual("a", 720.0, 0)
     assert _sum(metrics, "v1") == (1.0, 2.0) and _sum(metrics, "v2") == (1.0, 1.0)
+    evaluator.close()
+
+
+def test_a_reopened_store_still_holds_both_sides_waiting(tmp_path: Path) -> None:
+    metrics = Metrics()
+    first = LiveEvaluator(tmp_path / "joins.rocksdb", metrics, horizon_s=3600)
+    first.predicted(_made("v1", ("a", 600.0, 0)))
+    first.actual("b", 300.0, 0)
+    first.close()
+    again = LiveEvaluator(tmp_path / "joins.rocksdb", metrics, horizon_s=3600)
+    again.actual("a", 720.0, 0)
+    again.predicted(_made("v1", ("b", 420.0, 0)))
+    assert _sum(metrics, "v1") == (2.0, 4.0) and again.joined == 2
+    again.close()
+
+
+def test_a_store_of_an_earlier_release_is_dropped_for_the_changelog_to_rebuild(
+        tmp_path: Path) -> None:
+    path = tmp_path / "joins.rocksdb"
+    old = Rdict(str(path))  # one key space, rocksdict's own value encoding
+    old[b"p:a"] = b"v1\t600.0"
+    old.close()
+    metrics = Metrics()
+    evaluator = LiveEvaluator(path, metrics, horizon_s=3600)
+    assert evaluator.actual("a", 720.0, 0).value is not None  # nothing of the old store
+    assert evaluator.restore([(b"p:c", b"v1\t600.0")]) == 1  # the replay fills the new one
+    evaluator.actual("c", 720.0, 0)
+    assert _sum(metrics, "v1") == (1.0, 2.0)
+    evaluator.close()
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_more_actuals_waiting_than_are_kept_in_memory_still_all_join(tmp_path: Path) -> None:
+    metrics, clock = Metrics(), _Clock()
+    evaluator = LiveEvaluator(tmp_path / "joins.rocksdb", metrics, horizon_s=3600,
+                              waiting_tracked=2, clock=clock)
+    for trip in "abc":  # the third is past what memory keeps: every prediction looks
+        evaluator.actual(trip, 720.0, 0)
+    evaluator.predicted(_made("v1", ("a", 600.0, 0), ("b", 600.0, 0), ("c", 600.0, 0)))
+    assert _sum(metrics, "v1") == (3.0, 6.0)
+    clock.now += 3600  # every actual no longer kept has expired: kept in memory again
+    evaluator.actual("d", 720.0, 0)
+    evaluator.predicted(_made("v1", ("d", 600.0, 0)))
+    assert _sum(metrics, "v1") == (4.0, 8.0)
+    evaluator.close()
+
+
+def test_an_actual_older_than_the_horizon_is_not_joined(tmp_path: Path) -> None:
+    metrics, clock = Metrics(), _Clock()
+    evaluator = LiveEvaluator(tmp_path / "joins.rocksdb", metrics, horizon_s=3600, clock=clock)
+    evaluator.actual("a", 720.0, 0)
+    evaluator.actual("b", 720.0, 0)
+    clock.now += 1800
+    evaluator.predicted(_made("v1", ("b", 600.0, 0)))
+    clock.now += 1800  # a's actual is one horizon old
+    (change,) = evaluator.predicted(_made("v1", ("a", 600.0, 0)))
+    assert change.key == b"p:a" and _sum(metrics, "v1") == (1.0, 2.0)  # b joined; a waits
     evaluator.close()
