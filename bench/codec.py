@@ -128,9 +128,9 @@ def _changelog() -> dict[str, Callable[[], object]]:
         return [{"key": key, "value": value} for key, value in zip(keys, values, strict=True)]
 
     return {
-        "Codec.encode_record (fastavro)": lambda: CODEC.encode_record(
+        "JoinChanges, fastavro": lambda: CODEC.encode_record(
             "edml.JoinChanges", {"changes": records()}),
-        "Codec.encode_raw (cavro)": lambda: CODEC.encode_raw(
+        "JoinChanges, cavro": lambda: CODEC.encode_raw(
             "edml.JoinChanges", {"changes": records()}),
         "by hand, ids of many lengths": lambda: CODEC.encode_join_changes(mixed, values),
         "by hand, ids of one length": lambda: CODEC.encode_join_changes(keys, values),

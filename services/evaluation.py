@@ -208,8 +208,8 @@ class LiveEvaluator:
         for the changelog."""
         keys = [trip_id.encode() for trip_id in batch.trip_ids]
         looked_up = list(self._waiting.rows(keys))
-        found: list[bytes | None] = self._actuals.get(
-            [_ACTUAL + keys[row] for row in looked_up]) or [] if looked_up else []
+        found: list[bytes | None] = (self._actuals.get(
+            [_ACTUAL + keys[row] for row in looked_up]) or []) if looked_up else []
         values = _pack(batch.versions, batch.seconds)
         for group in batch.keyed:
             for row, value in zip(group.rows.tolist(), _pack(
@@ -260,7 +260,7 @@ class LiveEvaluator:
         """Replay a changelog partition (oldest first) into the store; returns the count."""
         batch, count = WriteBatch(raw_mode=True), 0
         for key, value in changes:
-            store = self._handles.get(key[:2])
+            store = self._handles.get(key[:len(_ACTUAL)])  # both prefixes are 2 bytes
             if store is None:
                 continue
             if value is None:
@@ -278,8 +278,10 @@ class LiveEvaluator:
 
     def _complete(self, made: list[tuple[str, float]], actual_s: float,
                   pickup_day: int | None) -> None:
+        # a keyed model's entries come last: an unrouted trip costs one comparison
         keyed = [entry for entry in made if entry[0] == KEYED or
-                 entry[0].startswith(_KEYED_MARK)]
+                 entry[0].startswith(_KEYED_MARK)] if made and (
+            made[-1][0] == KEYED or made[-1][0].startswith(_KEYED_MARK)) else []
         if keyed:
             made = made[:len(made) - len(keyed)]
             self._complete_keyed(keyed, made[0] if made else None, actual_s, pickup_day)
