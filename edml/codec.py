@@ -175,13 +175,12 @@ def _avro_long(n: int) -> bytes:
     return bytes(out)
 
 
-def _avro_string(text: str) -> bytes:
-    data = text.encode()
-    return _avro_long(len(data)) + data
-
-
 def _avro_bytes(data: bytes) -> bytes:
     return _avro_long(len(data)) + data
+
+
+def _avro_string(text: str) -> bytes:
+    return _avro_bytes(text.encode())
 
 
 _ARRAY_END = b"\x00"  # an array is blocks of (count, items) ended by an empty block
@@ -192,14 +191,29 @@ def _array_head(count: int) -> bytes:
     return _avro_long(count) if count else b""
 
 
+def _table(rows: int, fields: Sequence[bytes | Sequence[bytes]]) -> bytes:
+    """``rows`` rows of fixed-width fields laid out by numpy, one after the other: each
+    field a constant (bytes) or a column of one item a row, all of one length."""
+    widths = [len(f) if isinstance(f, bytes) else len(f[0]) for f in fields]
+    table = np.empty((rows, sum(widths)), dtype=np.uint8)
+    start = 0
+    for f, width in zip(fields, widths, strict=True):
+        table[:, start:start + width] = np.frombuffer(f, np.uint8) if isinstance(f, bytes) \
+            else np.frombuffer(b"".join(f), np.uint8).reshape(rows, width)
+        start += width
+    return table.tobytes()
+
+
+def _one_length(items: Sequence[bytes]) -> int | None:
+    """The length every item has, where it fits Avro's one-byte length (< 64)."""
+    lengths = set(map(len, items))
+    return lengths.pop() if len(lengths) == 1 and max(lengths) < 64 else None
+
+
 def _bytes_column(items: Sequence[bytes]) -> bytes:
     """Each of ``items`` as Avro bytes (or a string's UTF-8), one after the other."""
-    lengths = set(map(len, items))
-    if len(lengths) == 1 and (length := lengths.pop()) < 64:  # a length byte: a table
-        rows = np.empty((len(items), length + 1), dtype=np.uint8)
-        rows[:, 0] = length << 1
-        rows[:, 1:] = np.frombuffer(b"".join(items), np.uint8).reshape(len(items), length)
-        return rows.tobytes()
+    if (length := _one_length(items)) is not None:
+        return _table(len(items), [_SMALL_LONGS[length], items])
     return b"".join([_avro_bytes(item) for item in items])
 
 
@@ -208,19 +222,10 @@ def _join_changes(keys: Sequence[bytes], values: Sequence[bytes | None]) -> byte
     branch (0 null, 1 bytes) and the value."""
     if keys and None not in values:
         stored = cast(Sequence[bytes], values)
-        key_lengths, value_lengths = set(map(len, keys)), set(map(len, stored))
-        if len(key_lengths) == len(value_lengths) == 1:
-            (key_length,), (value_length,) = key_lengths, value_lengths
-            if key_length < 64 and value_length < 64:  # a length byte each: laid out by numpy
-                rows = np.empty((len(keys), key_length + value_length + 3), dtype=np.uint8)
-                rows[:, 0] = key_length << 1
-                rows[:, 1:key_length + 1] = np.frombuffer(b"".join(keys), np.uint8).reshape(
-                    len(keys), key_length)
-                rows[:, key_length + 1] = 2  # branch 1: bytes
-                rows[:, key_length + 2] = value_length << 1
-                rows[:, key_length + 3:] = np.frombuffer(b"".join(stored), np.uint8).reshape(
-                    len(keys), value_length)
-                return rows.tobytes()
+        key_length, value_length = _one_length(keys), _one_length(stored)
+        if key_length is not None and value_length is not None:
+            return _table(len(keys), [_SMALL_LONGS[key_length], keys, b"\x02",
+                                      _SMALL_LONGS[value_length], stored])
     small = _SMALL_LONGS
     return b"".join([small[len(key)] + key + (b"\x00" if value is None else
                                               b"\x02" + small[len(value)] + value)

@@ -128,10 +128,10 @@ class _Waiting:
     def discard(self, trip_id: bytes) -> None:
         self._expiry.pop(trip_id, None)
 
-    def rows(self, trip_ids: list[bytes]) -> Iterable[int]:
+    def rows(self, trip_ids: list[bytes]) -> list[int]:
         """The rows of ``trip_ids`` whose actual may wait."""
         if self._expire() < self._untracked_until:
-            return range(len(trip_ids))
+            return list(range(len(trip_ids)))
         waiting = self._expiry
         return [row for row, trip_id in enumerate(trip_ids) if trip_id in waiting] \
             if waiting else []
@@ -207,7 +207,7 @@ class LiveEvaluator:
         batch for the rest to wait, values packed a batch at a time. Returns the changes
         for the changelog."""
         keys = [trip_id.encode() for trip_id in batch.trip_ids]
-        looked_up = list(self._waiting.rows(keys))
+        looked_up = self._waiting.rows(keys)
         found: list[bytes | None] = (self._actuals.get(
             [_ACTUAL + keys[row] for row in looked_up]) or []) if looked_up else []
         values = _pack(batch.versions, batch.seconds)
