@@ -1,15 +1,19 @@
 """A model per pickup zone against the single fleet model, on the same real requests.
 
     .venv/bin/python bench/keyed.py [--seconds 10] [--warmup 5] [--keyed-warmup 60]
-                                    [--rounds 2] [--records 2500000] [--budget-mb 1024]
+                                    [--rounds 2] [--records 6000000] [--budget-mb 1024]
                                     [--rate 1000] [--latency-seconds 20]
 
 Two contenders read one topic of real requests (four partitions, filled once), one
 ``edml serve`` worker each, taking turns within each round:
 
-  single model   the fleet model alone (no routing): the worker as it serves one model
+  single model   the fleet model alone (no routing): the worker as it serves one model,
+                 in batches of up to ``EDML_SCORING_BATCH_SIZE`` (its default, 5,000)
+  single, 20k    the same in batches of up to 20,000 (throughput rounds only): what the
+                 keyed worker's larger batches would give the single model
   263 zones      the same fleet model routed by pickup_zone_id, with a keyed model for
-                 every TLC zone (1..263) behind an ``EDML_SCORING_MODEL_MEMORY_MB`` budget;
+                 every TLC zone (1..263) behind an ``EDML_SCORING_MODEL_MEMORY_MB`` budget,
+                 in batches of up to ``EDML_SCORING_KEYED_BATCH_SIZE`` (its default, 20,000);
                  keyed models load on demand, the fleet model answers until they do
 
 The keyed models are the fleet model answering 10 minutes more (``trainer.variants``): one
@@ -65,7 +69,7 @@ from services.probe import wait_ready
 from trainer.variants import adding_seconds
 
 ZONES = range(1, 264)
-SINGLE, KEYED = "single model", "263 zones"
+SINGLE, SINGLE_20K, KEYED = "single model", "single, 20k", "263 zones"
 _READ = ("edml_keyed_model_loads_total{outcome=\"loaded\"}", "edml_keyed_model_evictions_total",
          "edml_keyed_models_loaded", "edml_keyed_models_bytes",
          "edml_keyed_predictions_total{answered_by=\"keyed\"}",
@@ -186,7 +190,7 @@ def main() -> None:
     parser.add_argument("--keyed-warmup", type=float, default=60.0,
                         help="the same for the keyed worker: its models load meanwhile")
     parser.add_argument("--rounds", type=int, default=2, help="rounds per contender (>= 2)")
-    parser.add_argument("--records", type=int, default=2_500_000)
+    parser.add_argument("--records", type=int, default=6_000_000)
     parser.add_argument("--budget-mb", type=int, default=1024)
     parser.add_argument("--rate", type=int, default=1000, help="requests/s, latency rounds")
     parser.add_argument("--latency-seconds", type=float, default=20.0,
@@ -210,14 +214,18 @@ def main() -> None:
                                                     storage=storage), stack.storage_uri)
             print(f"[{stamp()}] writing {args.records:,} requests")
             fill(kafka, single.records, requests(args.records))
-            samples: dict[str, list[Sample]] = {SINGLE: [], KEYED: []}
+            samples: dict[str, list[Sample]] = {SINGLE: [], SINGLE_20K: [], KEYED: []}
             for r in range(args.rounds):
-                for name, topic, warmup in ((SINGLE, single.models, args.warmup),
-                                            (KEYED, routed.models, args.keyed_warmup)):
+                for name, topic, warmup, batch in (
+                        (SINGLE, single.models, args.warmup, {}),
+                        (SINGLE_20K, single.models, args.warmup,
+                         {"EDML_SCORING_BATCH_SIZE": "20000"}),
+                        (KEYED, routed.models, args.keyed_warmup, {})):
                     port = free_port()
                     launch = edml_workers(kafka, stack.storage_uri, topic, 1,
                                           EDML_SCORING_WEB_PORT=str(port),
-                                          EDML_SCORING_MODEL_MEMORY_MB=str(args.budget_mb))
+                                          EDML_SCORING_MODEL_MEMORY_MB=str(args.budget_mb),
+                                          **batch)
                     seen: list[tuple[float, dict[str, float]]] = []
 
                     def sample(procs: list[subprocess.Popen[bytes]],

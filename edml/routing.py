@@ -18,7 +18,7 @@ import numpy as np
 
 from edml.errors import ModelError
 
-__all__ = ["FIELDS", "check_field", "route_keys", "source_column"]
+__all__ = ["FIELDS", "check_field", "route_keys", "rows_of_key", "source_column"]
 
 _ZONES = 265  # TLC zone ids run 1..265
 # routing field -> the request column it is derived from
@@ -74,3 +74,10 @@ def route_keys(field: str, column: np.ndarray) -> np.ndarray:
     inside = (values >= 1) & (values <= _ZONES)
     keys: np.ndarray = np.where(inside, table[np.where(inside, values, 0)], "")
     return keys.astype(object)
+
+
+def rows_of_key(field: str, column: np.ndarray, key: str) -> np.ndarray:
+    """Which trips ``field`` gives ``key`` (a boolean mask), from their
+    ``source_column(field)`` values: the trips its keyed model answers."""
+    mask: np.ndarray = route_keys(field, column) == key
+    return mask

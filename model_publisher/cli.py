@@ -224,7 +224,9 @@ def register(sub: Any) -> None:
                          help="first score the version and the current champion on the "
                          "latest DAYS days of --backtest-data, and refuse a version worse by "
                          "the rollout policy's margin (see --if-worse); the figures join the "
-                         "version's metrics")
+                         "version's metrics. With --key: the key's trips of those days, "
+                         "against the key's champion (its first version: against the fleet "
+                         "model)")
     publish.add_argument("--backtest-data", action="append", metavar="SOURCE",
                          help="trip files to backtest on, repeatable (TLC files or TripRequest "
                          "rows with duration_seconds, as edml score reads them). Default: the "

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,7 +23,7 @@ from edml.kafka import flush_or_raise, producer, require_broker
 from edml.logs import event, get_logger
 from edml.model_log import latest_keyed, latest_per_name, read_model_log
 from edml.profile import PROFILE_FILE, Profile
-from edml.routing import FIELDS, check_field
+from edml.routing import FIELDS, check_field, rows_of_key, source_column
 from edml.savedmodel import load_savedmodel, smoke_test
 from edml.serving_state import champion, check_candidate, with_candidate
 from edml.signature import check_signature
@@ -160,38 +160,48 @@ def publish(model_dir: Path, name: str, settings: PublisherSettings, version: st
         check_field(routed_by)
     _preflight_broker(settings)  # first: seconds cheaper than loading the model
     current = current_state(settings, name, key)
+    label = name if key is None else f"{name}[{key}]"
+    # what the backtest judges the version against: its champion; a key's first version,
+    # the fleet model that answers the key's trips until then
+    judge = current
     if key is not None:
         validate_name("model key", key)
         fleet = current_state(settings, name)
-        if gate is not None or routed_by is not None:
-            raise ModelError(f"{name}[{key}]: a keyed model is published without "
-                             "--backtest-days and --routed-by (those are the fleet model's)")
+        if routed_by is not None:
+            raise ModelError(f"{label}: a keyed model is published without --routed-by "
+                             "(that is the fleet model's)")
         if fleet is None or fleet.routed_by is None:
             raise ModelError(f"{name} has no fleet model routed by a field: publish one with "
                              f"--routed-by FIELD first ({', '.join(FIELDS)})")
         routed_by = fleet.routed_by
+        judge = current or fleet
+        if gate is not None:  # the trips the key's model would answer
+            gate = replace(gate, trips=gate.trips[rows_of_key(
+                routed_by, gate.trips[source_column(routed_by)].to_numpy(), key)
+            ].reset_index(drop=True))
     elif routed_by is None and current is not None:
         routed_by = current.routed_by
     if mode is not None:  # refuse before uploading anything
-        check_candidate(current, name if key is None else f"{name}[{key}]", version, mode,
-                        weight)
+        check_candidate(current, label, version, mode, weight)
     model = _smoke_test(model_dir)
     backtested: dict[str, float] = {}
-    if gate is not None and current is not None:
+    if gate is not None and judge is not None:
         # imported here: the trip reader and pyarrow only for a publish that backtests
         from batch_scoring.backtest import backtest
 
-        result = backtest(model, version, current.version_only(), gate.trips, settings.storage,
+        result = backtest(model, version, judge.version_only(), gate.trips, settings.storage,
                           gate.cache_dir, policy or RolloutPolicy(), gate.days)
-        event(log, "model.backtested", model=name, version=version,
-              champion=current.version, worse=result.worse, result=result.why)
+        against = f"the champion {judge.version}" if judge is current else \
+            f"the fleet model {judge.version}, which answers its trips now"
+        event(log, "model.backtested", model=label, version=version, against=judge.label,
+              champion=judge.version, worse=result.worse, result=result.why)
         if result.worse:
-            if gate.if_worse != SHADOW:
-                raise ModelError(f"{name} {version} is worse than the champion "
-                                 f"{current.version} on the backtest: {result.why}")
+            if gate.if_worse != SHADOW or current is None:
+                raise ModelError(f"{label} {version} is worse than {against} on the "
+                                 f"backtest: {result.why}")
             # judged again on live trips, and never answering one meanwhile
             mode, weight = SHADOW, 0.0
-            check_candidate(current, name, version, mode, weight)
+            check_candidate(current, label, version, mode, weight)
         backtested = result.metrics()
     training = read_training_metadata(model_dir)
     profile = Profile.read(model_dir)  # ModelError for a malformed one: refused here

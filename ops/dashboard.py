@@ -66,8 +66,9 @@ PANELS = (
               "topic with its reason.", (
                   Query(f"sum by (stage, kind) (rate(edml_dead_letters_total{_RATE}))",
                         "{{stage}} {{kind}}"),), unit="reqps"),
-        Panel("Batch size", "Records per micro-batch: at EDML_SCORING_BATCH_SIZE the "
-              "workers are saturated.", (
+        Panel("Batch size", "Records per micro-batch: at EDML_SCORING_BATCH_SIZE "
+              "(EDML_SCORING_KEYED_BATCH_SIZE for a family routed by key) the workers are "
+              "saturated.", (
                   Query(f"sum(rate(edml_batch_size_records_sum{_RATE})) / "
                         f"sum(rate(edml_batch_size_records_count{_RATE}))", "mean"),
                   Query(f"histogram_quantile(0.99, sum by (le) "

@@ -26,7 +26,7 @@ from edml.contracts import SHADOW, ModelEvent, ModelMetadata
 from edml.errors import BrokerError, DataError, DecodeError, ModelError
 from edml.kafka import consumer
 from edml.logs import event, get_logger
-from edml.routing import route_keys, source_column
+from edml.routing import rows_of_key, source_column
 from edml.storage import check_artifact_location, download_verified, open_store
 from model_publisher.publish import BacktestGate, Published, current_state, publish
 from model_publisher.settings import PublisherSettings
@@ -76,7 +76,7 @@ def _of_key(trips: TripFrame, cleaning: CleanReport, state: ModelMetadata, key: 
     field = state.routed_by
     if field is None:
         raise ModelError(f"{state.label}: its event names no routing field")
-    mine = route_keys(field, trips[source_column(field)].to_numpy()) == key
+    mine = rows_of_key(field, trips[source_column(field)].to_numpy(), key)
     report = dataclasses.replace(cleaning, dropped={
         **cleaning.dropped, f"{field} is not {key}": int((~mine).sum())})
     return trips[mine].reset_index(drop=True), report
@@ -132,11 +132,10 @@ def retrain(settings: RetrainSettings, request: ModelEvent) -> Published | None:
                                             batch_size=settings.batch_size), cleaning,
                        start_from=champion)
     # the days it was validated on, not fitted on: a candidate clearly worse than the
-    # champion there is not worth a rollout (ModelError: the request is passed over)
-    # (a backtest is the fleet model's: a keyed candidate is judged on its key's live trips)
+    # champion there is not worth a rollout (ModelError: the request is passed over); a
+    # keyed candidate's validation days are its key's trips, judged against its key's model
     gate = BacktestGate(split.valid, settings.validation_days, "refuse",
-                        settings.work_dir / "score-cache") \
-        if settings.backtest and key is None else None
+                        settings.work_dir / "score-cache") if settings.backtest else None
     published = publish(outcome.model_dir, name, publisher, mode=SHADOW,
                         retrain_request=request_id, gate=gate, key=key)
     candidate = published.metadata.candidate

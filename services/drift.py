@@ -46,50 +46,71 @@ class DriftMonitor:
                  predicted_seconds: np.ndarray, key: str | None = None) -> None:
         """One batch the version (of ``key``'s keyed model) answered: its rows binned, per
         pickup day (a batch rarely spans more than two)."""
-        self._count(key, version, profile, profile.bin_indices(columns, predicted_seconds),
+        self._count([(key, version)], profile.bins,
+                    profile.bin_indices(columns, predicted_seconds),
                     np.asarray(columns["pickup_datetime"], dtype=np.int64),
+                    np.zeros(len(predicted_seconds), np.intp),
                     np.isfinite(predicted_seconds))  # NaN where the champion failed a row
 
     def keyed_requests(self, fleet: Profile, columns: Mapping[str, np.ndarray],
                        answers: Iterable[KeyedAnswers]) -> None:
         """One batch's trips as its keyed models answered them, counted per key. Binned
-        once for the batch where a keyed model's profile bins as ``fleet`` does (every
+        and counted in one pass for every key whose profile bins as ``fleet`` does (every
         edml-trained one does: one zone table, fixed edges), else that key's rows alone:
-        a call per key would cost a batch of hundreds of keys milliseconds."""
-        profiled = [a for a in answers if a.profile is not None]
-        if not profiled:
-            return
-        predicted = np.full(len(columns["pickup_datetime"]), np.nan)
-        for a in profiled:
-            predicted[a.rows] = a.seconds
-        shared = fleet.bin_indices(columns, predicted)
+        numpy calls per key would cost a batch of a hundred keys milliseconds."""
         pickup_ms = np.asarray(columns["pickup_datetime"], dtype=np.int64)
-        for a in profiled:
-            assert a.profile is not None
-            bins = {name: index[a.rows] for name, index in shared.items()} \
-                if a.profile.binning == fleet.binning else a.profile.bin_indices(
-                    {name: column[a.rows] for name, column in columns.items()}, a.seconds)
-            self._count(a.key, a.version, a.profile, bins, pickup_ms[a.rows],
-                        np.isfinite(a.seconds))
+        alike: list[KeyedAnswers] = []
+        for a in answers:
+            if a.profile is None:
+                continue
+            if a.profile.binning == fleet.binning:
+                alike.append(a)
+            else:
+                self._count([(a.key, a.version)], a.profile.bins, a.profile.bin_indices(
+                    {name: column[a.rows] for name, column in columns.items()}, a.seconds),
+                    pickup_ms[a.rows], np.zeros(a.rows.size, np.intp), np.isfinite(a.seconds))
+        if not alike:
+            return
+        predicted = np.full(len(pickup_ms), np.nan)
+        for a in alike:
+            predicted[a.rows] = a.seconds
+        rows = np.concatenate([a.rows for a in alike])
+        self._count([(a.key, a.version) for a in alike], fleet.bins,
+                    {name: index[rows] for name, index in
+                     fleet.bin_indices(columns, predicted).items()},
+                    pickup_ms[rows], np.repeat(np.arange(len(alike)), [a.rows.size for a in alike]),
+                    np.isfinite(predicted[rows]))
 
-    def _count(self, key: str | None, version: str, profile: Profile,
-               bins: Mapping[str, np.ndarray], pickup_ms: np.ndarray,
+    def _count(self, owners: list[tuple[str | None, str]], bins: Mapping[str, int],
+               index: Mapping[str, np.ndarray], pickup_ms: np.ndarray, owner: np.ndarray,
                answered: np.ndarray) -> None:
-        days = pickup_ms // MS_PER_DAY
+        """Rows into the windows of their owner (a (key, version) of ``owners``) and pickup
+        day: each histogram counted for all owners and days with one ``bincount``."""
+        days, day_at = np.unique(pickup_ms // MS_PER_DAY, return_inverse=True)
+        group = owner * days.size + day_at
+        groups = len(owners) * days.size
+        requests = np.bincount(group, minlength=groups)
+        latest = np.full(groups, np.iinfo(np.int64).min)
+        np.maximum.at(latest, group, pickup_ms)
+        counts = {}
+        for name, size in bins.items():
+            at, bin_of = (group[answered], index[name][answered]) if name == "prediction" \
+                else (group, index[name])
+            counts[name] = np.bincount(at * size + bin_of,
+                                       minlength=groups * size).reshape(groups, size)
         with self._lock:
-            for day in np.unique(days).tolist():
-                rows = days == day
-                window = self._open.setdefault((key, version, day), _Day())
-                window.requests += int(rows.sum())
-                latest = int(pickup_ms[rows].max())
-                window.latest_pickup_ms = max(latest, window.latest_pickup_ms or latest)
-                for name, index in bins.items():
-                    counted = rows & answered if name == "prediction" else rows
-                    counts = np.bincount(index[counted], minlength=profile.bins[name])
+            for g in np.flatnonzero(requests).tolist():
+                key, version = owners[g // days.size]
+                window = self._open.setdefault((key, version, int(days[g % days.size])), _Day())
+                window.requests += int(requests[g])
+                last = int(latest[g])
+                window.latest_pickup_ms = last if window.latest_pickup_ms is None else max(
+                    last, window.latest_pickup_ms)
+                for name, table in counts.items():
                     if name in window.histograms:
-                        window.histograms[name] += counts
+                        window.histograms[name] += table[g]
                     else:
-                        window.histograms[name] = counts.astype(np.int64)
+                        window.histograms[name] = table[g].astype(np.int64)
 
     def outcome(self, version: str, pickup_day: int, predicted_s: float,
                 actual_s: float, key: str | None = None) -> None:

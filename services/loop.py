@@ -191,7 +191,7 @@ class ScoringLoop:
             if not self._slot.ready.is_set():  # joined while the model loads
                 self._paused_until(reader, self._slot.ready.is_set)
             while not self._stop.is_set():
-                messages = reader.consume(s.batch_size, s.batch_wait_s)
+                messages = reader.consume(self._batch_size(), s.batch_wait_s)
                 self._lag.show(reader, self.assigned, s.kafka.request_timeout_s)
                 if not messages:  # idle: the last counts must not wait for the next record
                     self._flush_drift(writer)
@@ -327,6 +327,14 @@ class ScoringLoop:
     def _delivered(self, error: KafkaError | None, msg: Any) -> None:
         if error is not None:
             self._delivery_error = error
+
+    def _batch_size(self) -> int:
+        """Records to take at most: more for a family routed by key, whose batches make a
+        model call per key present (``keyed_batch_size``)."""
+        lineup = self._slot.lineup()
+        routed = lineup is not None and lineup.champion.metadata.routed_by is not None \
+            and self._keyed is not None
+        return self._s.keyed_batch_size if routed else self._s.batch_size
 
     def _score(self, records: list[Message], writer: Any) -> None:
         lineup = self._slot.lineup()  # once per batch: no batch sees a swap

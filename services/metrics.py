@@ -18,7 +18,7 @@ __all__ = ["Metrics", "observe_many"]
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
                     10.0)  # seconds
-_BATCH_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2000, 5000)  # records
+_BATCH_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2000, 5000, 10_000, 20_000)  # records
 _ERROR_BUCKETS = (0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 60)  # minutes
 
 

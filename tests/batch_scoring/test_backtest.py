@@ -12,6 +12,7 @@ import pytest
 
 from batch_scoring.backtest import recent_trips
 from edml.errors import ModelError
+from edml.routing import rows_of_key
 from edml.settings import KafkaSettings, TopicSettings
 from edml.trip_data import default_trip_data
 from model_publisher.publish import BacktestGate, current_state, publish
@@ -97,3 +98,48 @@ def test_the_publish_command_refuses_or_shadows_a_worse_version(
     assert shadowed.returncode == 0, shadowed.stderr
     assert "published trips v2 as shadow beside v1" in shadowed.stdout
     assert "backtest_ci_low_seconds" in shadowed.stdout
+
+
+def _manhattan_trips(gate: BacktestGate) -> int:
+    return int(rows_of_key("pickup_borough", gate.trips["pickup_zone_id"].to_numpy(),
+                           "manhattan").sum())
+
+
+def test_a_keys_first_version_is_backtested_on_its_keys_trips_against_the_fleet_model(
+    quick_model: Path, slower_model: Path, publisher: PublisherSettings,
+    last_week: BacktestGate,
+) -> None:
+    publish(quick_model, "trips", publisher, version="v1", routed_by="pickup_borough")
+    manhattan = _manhattan_trips(last_week)
+    assert 0 < manhattan < len(last_week.trips)
+    with pytest.raises(ModelError, match=(
+            rf"trips\[manhattan\] m1 is worse than the fleet model v1, which answers its trips "
+            rf"now on the backtest: {manhattan:,} trips of the last 7 days")):
+        publish(slower_model, "trips", publisher, version="m1", key="manhattan",
+                gate=last_week)
+    assert current_state(publisher, "trips", "manhattan") is None
+    # nothing to shadow beside: a worse first version is refused even with "shadow"
+    with pytest.raises(ModelError, match="worse than the fleet model v1"):
+        publish(slower_model, "trips", publisher, version="m1", key="manhattan",
+                gate=BacktestGate(last_week.trips, 7, "shadow", last_week.cache_dir))
+
+
+def test_a_keys_next_version_is_backtested_against_the_keys_champion_on_its_trips(
+    quick_model: Path, slower_model: Path, publisher: PublisherSettings,
+    last_week: BacktestGate,
+) -> None:
+    publish(slower_model, "trips", publisher, version="v1", routed_by="pickup_borough")
+    first = publish(quick_model, "trips", publisher, version="m1", key="manhattan",
+                    gate=last_week).metadata
+    assert first.version == "m1" and first.metrics["backtest_trips"] == _manhattan_trips(
+        last_week)
+    assert first.metrics["backtest_ci_high_seconds"] < -60  # better than the fleet model
+    gate = BacktestGate(last_week.trips, 7, "shadow", last_week.cache_dir)
+    done = publish(slower_model, "trips", publisher, version="m2", key="manhattan",
+                   gate=gate).metadata
+    assert done.version == "m1" and done.rollout is not None  # m1 still answers
+    assert (done.rollout.mode, done.rollout.candidate.version) == ("shadow", "m2")
+    assert done.rollout.candidate.metrics["backtest_champion_mae_minutes"] == pytest.approx(
+        first.metrics["backtest_mae_minutes"])  # judged against m1, on the same trips
+    fleet = current_state(publisher, "trips")
+    assert fleet is not None and fleet.version == "v1" and fleet.rollout is None

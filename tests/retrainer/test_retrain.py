@@ -123,3 +123,5 @@ def test_a_keyed_models_request_is_trained_on_its_keys_trips_and_becomes_its_can
     assert made["rows"]["after_cleaning"] == made["rows"]["train"] + \
         made["rows"]["validation"] == mine  # the key's alone were trained on
     assert made["cleaning"]["dropped"]["pickup_zone_id is not 237"] == len(trips) - mine
+    # backtested against k1 on the key's validation days before it was published
+    assert keyed.rollout.candidate.metrics["backtest_trips"] == made["rows"]["validation"]

@@ -52,6 +52,26 @@ def test_a_row_the_champion_failed_counts_as_a_request_but_not_as_a_prediction(
     assert sum(window.histograms["prediction"]) == 0
 
 
+def test_each_days_histograms_are_the_profiles_own_counts_of_that_days_rows(
+        quick_model: Path) -> None:
+    profile = Profile.read(quick_model)
+    assert profile is not None
+    requests = smoke_requests() * 40
+    columns = input_columns(SIGNATURE).from_requests(requests)
+    seconds = np.random.default_rng(7).uniform(60.0, 5400.0, len(requests))
+    monitor = DriftMonitor("trips", "worker-0")
+    monitor.requests("v1", profile, columns, seconds)
+    days = columns["pickup_datetime"] // 86_400_000
+    windows = monitor.drain(datetime(2019, 10, 21, tzinfo=UTC))
+    assert len(windows) == 5
+    for window in windows:
+        rows = days == (window.day - date(1970, 1, 1)).days
+        expected = profile.counts({name: column[rows] for name, column in columns.items()},
+                                  seconds[rows])
+        assert window.requests == rows.sum()
+        assert window.histograms == {name: c.tolist() for name, c in expected.items()}
+
+
 def _as_records(windows: list[DriftWindow]) -> dict[tuple[str | None, str, date], object]:
     return {(w.model_key, w.model_version, w.day): (w.requests, w.histograms,
                                                      w.latest_pickup) for w in windows}
@@ -71,15 +91,18 @@ def test_keyed_models_traffic_is_counted_per_key_as_each_would_count_its_own_row
     seconds[4] = np.nan  # its model failed that row
     groups = [("a", "a1", profile, np.array([0, 2, 4, 9])),
               ("b", "b7", other, np.array([1, 3, 5, 6, 14])),
+              ("d", "d3", profile, np.array([8, 10, 11, 12, 13])),  # counted with a's
               ("c", "c1", None, np.array([7]))]  # no profile: not counted
     together = DriftMonitor("trips", "worker-0")
     together.keyed_requests(profile, columns, [
         KeyedAnswers(key, version, p, rows, seconds[rows]) for key, version, p, rows in groups])
     apart = DriftMonitor("trips", "worker-0")
-    for key, version, p, rows in groups[:2]:  # what each key's own count would be
+    for key, version, p, rows in groups:  # what each key's own count would be
+        if p is None:
+            continue
         apart.requests(version, p, {name: column[rows] for name, column in columns.items()},
                        seconds[rows], key=key)
     now = datetime(2019, 10, 21, tzinfo=UTC)
     counted = _as_records(together.drain(now))
     assert counted == _as_records(apart.drain(now))
-    assert {key for key, _, _ in counted} == {"a", "b"}
+    assert {key for key, _, _ in counted} == {"a", "b", "d"}

@@ -45,12 +45,13 @@ class FailingOn:
         return np.full(len(columns["pickup_zone_id"]), self.answer)
 
 
-def _routed(models: Mapping[str, Keyed], asked: list[list[str]] | None = None) -> Routing:
+def _routed(models: Mapping[str, Keyed], asked: list[list[str]] | None = None,
+            field: str = "pickup_zone_id") -> Routing:
     def serving(keys: list[str]) -> Mapping[str, Keyed]:
         if asked is not None:
             asked.append(keys)
         return {key: models[key] for key in keys if key in models}
-    return Routing("pickup_zone_id", serving)
+    return Routing(field, serving)
 
 
 def _predictions(result: object) -> dict[str, TripPrediction]:
@@ -92,6 +93,45 @@ def test_each_key_present_costs_one_model_call() -> None:
     score_batch(trips, DistanceModel(), "trips", "v1", CODEC, NOW_MS,
                 routing=_routed({"10": Keyed(model, "k"), "11": Keyed(model, "k")}))
     assert model.calls == 2
+
+
+def test_a_keyed_model_is_called_on_a_power_of_two_of_rows_and_each_trip_gets_its_own_answer(
+        ) -> None:
+    class Sizes(DistanceModel):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rows: list[int] = []
+
+        def predict(self, columns: dict[str, np.ndarray]) -> np.ndarray:
+            self.rows.append(len(columns["pickup_zone_id"]))
+            return super().predict(columns)
+
+    keyed = Sizes()
+    dropoffs = [10, 13, 17, 30, 11]  # 60 s a zone apart from the pickup, zone 10
+    trips = [FakeMessage(CODEC.encode(TripRequest(f"trip-{i}", datetime(2019, 10, 1, 8, 0),
+                                                  10, dropoff, 1)), f"trip-{i}".encode())
+             for i, dropoff in enumerate(dropoffs)]
+    result = score_batch(trips, DistanceModel(answer=1.0), "trips", "v1", CODEC, NOW_MS,
+                         routing=_routed({"10": Keyed(keyed, "k10")}))
+    assert keyed.rows == [8]  # five rows, the last repeated
+    got = _predictions(result)
+    assert [got[f"trip-{i}"].predicted_duration_seconds for i in range(5)] == [
+        300.0 + 60.0 * abs(10 - dropoff) for dropoff in dropoffs]
+
+
+def test_routed_by_borough_the_zones_of_a_borough_share_their_models_one_call() -> None:
+    manhattan = DistanceModel(answer=700.0)
+    asked: list[list[str]] = []
+    zones = [236, 237, 161, 132, 236]  # Upper East Side x2, Midtown; JFK is in Queens
+    result = score_batch([_trip(i, zone) for i, zone in enumerate(zones)],
+                         DistanceModel(answer=500.0), "trips", "v1", CODEC, NOW_MS,
+                         routing=_routed({"manhattan": Keyed(manhattan, "m1")}, asked,
+                                         "pickup_borough"))
+    assert asked == [["manhattan", "queens"]] and manhattan.calls == 1
+    got = _predictions(result)
+    assert [(got[f"trip-{i}"].model_key, got[f"trip-{i}"].predicted_duration_seconds)
+            for i in range(len(zones))] == [("manhattan", 700.0)] * 3 + [(None, 500.0),
+                                                                         ("manhattan", 700.0)]
 
 
 def test_trips_a_keyed_model_fails_on_are_answered_by_the_fleet_as_a_fallback() -> None:

@@ -90,7 +90,9 @@ def test_trips_reach_their_keys_models_the_rest_fall_back_and_a_new_key_version_
     kafka: KafkaSettings, topics: TopicSettings,
 ) -> None:
     _routed_fleet(quick_model, longer_model, publisher, {A: "a1", B: "b1", C: "c1"})
-    worker = workers.make("w1").start()
+    # a routed family's batches take up to EDML_SCORING_KEYED_BATCH_SIZE records
+    worker = workers.make("w1", extra_env={"EDML_SCORING_BATCH_SIZE": "10",
+                                           "EDML_SCORING_KEYED_BATCH_SIZE": "1000"}).start()
     worker.wait_ready("v1")
     warm_up = [r for r in real_requests(600, "warm") if r.pickup_zone_id in (A, B, C)][:30]
     send(kafka, topics.records, warm_up)  # their keys' models load meanwhile
@@ -106,6 +108,8 @@ def test_trips_reach_their_keys_models_the_rest_fall_back_and_a_new_key_version_
         p = got[trip.trip_id]
         assert (p.model_version, p.model_key, p.fallback) == expected[trip.pickup_zone_id]
     assert all(got[t.trip_id].fallback or got[t.trip_id].model_key for t in warm_up)
+    assert worker.metric('edml_batch_size_records_bucket{le="10.0"}') < worker.metric(
+        "edml_batch_size_records_count")  # some batch held more than 10
 
     # a2 published for A while trips keep coming: A's trips go to a2, no other key moves
     steady = [r for r in real_requests(4000, "steady") if r.pickup_zone_id in (A, B, D)]
@@ -150,7 +154,7 @@ def test_past_a_small_budget_keyed_models_are_evicted_and_reloaded_and_one_that_
     # C's model is announced, never uploaded: it cannot load
     announce(publisher, dataclasses.replace(a1, key=str(C), version="c1", storage_uri=(
         artifact_uri(gcs.uri, "trips", "c1", key=str(C)))))
-    # one keyed model fits (~16.7 MB estimated each): A and B take turns in memory, each
+    # one keyed model fits (~18.7 MB estimated each): A and B take turns in memory, each
     # let in once its key is asked for more often than the one it evicts
     worker = workers.make("w1", extra_env={"EDML_SCORING_MODEL_MEMORY_MB": "20"}).start()
     worker.wait_ready("v1")
