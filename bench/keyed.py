@@ -4,7 +4,7 @@
                                     [--rounds 2] [--records 6000000] [--budget-mb 1024]
                                     [--rate 1000] [--latency-seconds 20]
 
-Two contenders read one topic of real requests (four partitions, filled once), one
+Three contenders read one topic of real requests (four partitions, filled once), one
 ``edml serve`` worker each, taking turns within each round:
 
   single model   the fleet model alone (no routing): the worker as it serves one model,

@@ -88,14 +88,13 @@ class LoadedModel:
         import tensorflow as tf
 
         try:
+            inputs = self.signature.inputs
+            tensors = [tf.constant(columns[spec.name], dtype=spec.dtype) for spec in inputs]
             if self._flat is not None:
-                output = self._flat([tf.constant(columns[spec.name], dtype=spec.dtype)
-                                     for spec in self.signature.inputs])[0]
+                output = self._flat(tensors)[0]
             else:
-                output = self._fn(**{spec.name: tf.constant(columns[spec.name],
-                                                            dtype=spec.dtype)
-                                     for spec in self.signature.inputs}
-                                  )[self.signature.output.name]
+                output = self._fn(**{spec.name: tensor for spec, tensor in zip(
+                    inputs, tensors, strict=True)})[self.signature.output.name]
         except KeyError as exc:
             raise ModelError(f"{self.path}: no column for input {exc}") from exc
         except (tf.errors.OpError, ValueError, TypeError) as exc:

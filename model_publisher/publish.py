@@ -191,7 +191,7 @@ def publish(model_dir: Path, name: str, settings: PublisherSettings, version: st
 
         result = backtest(model, version, judge.version_only(), gate.trips, settings.storage,
                           gate.cache_dir, policy or RolloutPolicy(), gate.days)
-        against = f"the champion {judge.version}" if judge is current else \
+        against = f"the champion {judge.version}" if current is not None else \
             f"the fleet model {judge.version}, which answers its trips now"
         event(log, "model.backtested", model=label, version=version, against=judge.label,
               champion=judge.version, worse=result.worse, result=result.why)

@@ -32,7 +32,7 @@ class ScoringSettings(BaseSettings):
     # the same for a family routed by key: a batch makes a model call per key present (~1 ms
     # each among many models, whatever their rows), so a larger one makes fewer per record:
     # 263 zone models scored 27,000 records/s in batches of 5,000, 41,000 in 10,000 and
-    # 53,000 in 20,000 (bench/keyed.py's keyed worker, 2026-12-05)
+    # 53,000 in 20,000 (a keyed worker alone, set up as bench/keyed.py does, 2026-12-05)
     keyed_batch_size: int = Field(default=20_000, ge=1)
     # seconds a micro-batch waits to fill; the added latency at low rates
     batch_wait_s: float = Field(default=0.02, gt=0)
