@@ -52,6 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import (
     CODEC,
     PARTITIONS,
+    cpu_seconds,
     fill,
     model_dir,
     requests,
@@ -99,6 +100,7 @@ Launch = Callable[[Round], list[tuple[list[str], dict[str, str] | None]]]
 class Measured:
     rate: float  # outputs per second of the steady window
     startup_s: float  # launch to first output
+    cpu_us: float  # the contender's CPU (all its processes and threads) per output, steady
 
 
 def _tail(log: Path, lines: int = 30) -> str:
@@ -173,7 +175,12 @@ def run_round(kafka: KafkaSettings, name: str, launch: Launch, source: str, work
     try:
         _first_output(kafka, rnd.sink, procs, logs, 300)
         startup_s = time.monotonic() - launched
-        time.sleep(warmup_s + seconds + 1)
+        time.sleep(warmup_s)
+        pids = [proc.pid for proc in procs]
+        cpu0, cpu_from_ms = cpu_seconds(pids), time.time() * 1000
+        time.sleep(seconds)
+        cpu1, cpu_to_ms = cpu_seconds(pids), time.time() * 1000
+        time.sleep(1)
         if before_stop is not None:
             before_stop(procs)
     finally:
@@ -186,7 +193,10 @@ def run_round(kafka: KafkaSettings, name: str, launch: Launch, source: str, work
     if times.max() < end:
         raise SystemExit(f"{name} ran out of requests before its window ended: raise "
                          "--records")
-    return Measured(float(((times >= start) & (times < end)).sum()) / seconds, startup_s)
+    # the CPU's own window, by the wall clock the outputs are stamped with
+    outputs_in_cpu_window = int(((times >= cpu_from_ms) & (times < cpu_to_ms)).sum())
+    return Measured(float(((times >= start) & (times < end)).sum()) / seconds, startup_s,
+                    (cpu1 - cpu0) / max(outputs_in_cpu_window, 1) * 1e6)
 
 
 def _quix_python() -> Path | None:
@@ -334,14 +344,15 @@ def _latency_and_swap(kafka: KafkaSettings, stack: LocalStack, model: Path, work
 def _table(rates: dict[str, list[Measured]]) -> None:
     median = {name: statistics.median(m.rate for m in runs) for name, runs in rates.items()}
     print(f"\n{'contender':<20}{'records/s (median)':>20}{'rounds':>22}{'vs ceiling':>12}"
-          f"{'edml vs it':>12}{'start-up s':>12}")
+          f"{'edml vs it':>12}{'start-up s':>12}{'CPU µs/rec':>12}")
     for name, runs in rates.items():
         spread = f"{min(m.rate for m in runs):,.0f} .. {max(m.rate for m in runs):,.0f}"
         startup = statistics.median(m.startup_s for m in runs)
         print(f"{name:<20}{median[name]:>20,.0f}{spread:>22}"
               f"{median[name] / median[CEILING]:>11.2f}x{median[OURS] / median[name]:>11.2f}x"
-              f"{startup:>12.1f}")
-    print("(start-up: launch to the first output, requests waiting; model already published)")
+              f"{startup:>12.1f}{statistics.median(m.cpu_us for m in runs):>12.1f}")
+    print("(start-up: launch to the first output, requests waiting; model already published;\n"
+          " CPU: the contender's processes, all threads, per output in the steady window)")
 
 
 def main() -> None:
@@ -389,8 +400,8 @@ def main() -> None:
                                    args.seconds)
                         rates[name].append(m)
                         print(f"[{stamp()}] round {r + 1} {name:<18} {m.rate:>10,.0f} "
-                              f"records/s (first output {m.startup_s:.1f} s after launch)",
-                              flush=True)
+                              f"records/s, {m.cpu_us:.1f} µs CPU/record (first output "
+                              f"{m.startup_s:.1f} s after launch)", flush=True)
                 _table(rates)
             _latency_and_swap(kafka, stack, model, work, args.latency_seconds, 1000)
     finally:

@@ -235,8 +235,9 @@ def _join_changes(keys: Sequence[bytes], values: Sequence[bytes | None]) -> byte
                      for key, value in zip(keys, values, strict=True)])
 
 
-def _avro_longs(values: np.ndarray) -> list[bytes]:
-    """Avro's zig-zag varint of each value, computed for the whole column at once."""
+def _varints(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Avro's zig-zag varint of each value, computed for the whole column at once: a row of
+    10 bytes per value, and how many of them it uses."""
     n = values.astype(np.int64)
     zigzag = ((n << 1) ^ (n >> 63)).view(np.uint64)
     groups = np.stack([(zigzag >> np.uint64(7 * i)) & np.uint64(0x7F) for i in range(10)],
@@ -244,8 +245,20 @@ def _avro_longs(values: np.ndarray) -> list[bytes]:
     width = np.maximum(1, 10 - np.argmax(groups[:, ::-1] != 0, axis=1))
     width[~groups.any(axis=1)] = 1
     groups[np.arange(10) < (width - 1)[:, None]] |= 0x80  # more to come
+    return groups, width
+
+
+def _avro_longs(values: np.ndarray) -> list[bytes]:
+    """Each value as an Avro long, apart."""
+    groups, width = _varints(values)
     rows = groups.tobytes()
     return [rows[10 * i:10 * i + w] for i, w in enumerate(width.tolist())]
+
+
+def _long_column(values: np.ndarray) -> bytes:
+    """The values as Avro longs, one after the other (an array's items)."""
+    groups, width = _varints(values)
+    return groups[np.arange(10) < width[:, None]].tobytes()  # row by row, the used bytes
 
 
 class PredictionWriter(Protocol):
@@ -465,7 +478,7 @@ class Codec:
             _avro_long(predicted_ms),
             head, _bytes_column([trip_id.encode() for trip_id in trip_ids]), _ARRAY_END,
             head, np.ascontiguousarray(seconds, dtype="<f8").tobytes(), _ARRAY_END,
-            head, *_avro_longs(requested_ms), _ARRAY_END,
+            head, _long_column(requested_ms), _ARRAY_END,
             b"\x00" if model_key is None else b"\x02" + _avro_string(model_key)))
 
     def prediction_writer(self, model_name: str, predicted_ms: int) -> PredictionWriter:

@@ -248,7 +248,8 @@ def test_the_hand_written_shadow_predictions_are_fastavros_bytes(registry: str |
         seconds = rng.uniform(-1e300, 1e300, len(trip_ids))
         requested = rng.integers(-2**62, 2**62, len(trip_ids))
         if len(trip_ids) > 4:
-            seconds[:2], requested[:4] = [float("inf"), 0.0], [0, -1, 63, 64]
+            seconds[:2] = [float("inf"), 0.0]
+            requested[:6] = [0, -1, 63, 64, -2**63, 2**63 - 1]  # one byte .. ten
         expected = codec.encode_record("edml.ShadowPredictions", {
             "model_name": "trip-duration", "model_version": "0.1.0-20261125-abc1234",
             "predicted_at": 1_764_000_000_123, "trip_ids": trip_ids,
