@@ -4,8 +4,8 @@ scoring with the champion and a candidate in shadow, on the same records in the 
     .venv/bin/python bench/shadow_cost.py [--model DIR] [--seconds 10] [--rounds 2]
                                           [--warmup 5] [--records 2500000]
 
-Two measures, each its two contenders alternating A B A B ... (a noisy neighbour hurts
-both alike), medians and the spread over the rounds printed beside the ratio. Issue 11's
+Two measures, each with its contenders alternating A B A B ... (a noisy neighbour hurts
+all alike), medians and the spread over the rounds printed beside the ratios. Issue 11's
 target: at most 1.3x.
 
   the scoring path   in this process, ``--seconds`` of steady work a round: micro-batches of
